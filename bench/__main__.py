@@ -1,0 +1,29 @@
+"""``python -m bench [NAME ...]``: run benchmarks, print ratios, write bench/results.json."""
+
+import argparse
+import json
+import platform
+
+import torch
+
+from bench.harness import BENCH_DIR, format_table, run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("select", nargs="*", help="run only benchmarks whose name contains one of these")
+    parser.add_argument("--out", default=str(BENCH_DIR / "results.json"), help="where to write the JSON results")
+    args = parser.parse_args()
+    results = run(args.select)
+    print()
+    print(format_table(results))
+    machine = {"python": platform.python_version(), "torch": torch.__version__,
+               "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+               "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump({"machine": machine, "results": results}, f, indent=2, ensure_ascii=False)
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
