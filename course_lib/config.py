@@ -75,6 +75,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _plotly_as_json() -> None:
+    """Save plotly figures in notebooks as ``plotly_mimetype`` JSON, not as embedded plotly.js (§9)."""
+    import plotly.io as pio
+
+    pio.renderers.default = "plotly_mimetype"
+
+
 def setup(seed: int = 0, device: str | None = None, threads: int | None = None) -> RunConfig:
     """Pick device and run size, seed every RNG, and return the :class:`RunConfig`.
 
@@ -85,4 +92,5 @@ def setup(seed: int = 0, device: str | None = None, threads: int | None = None) 
     seed_everything(seed)
     if threads is not None:
         torch.set_num_threads(threads)
+    _plotly_as_json()
     return RunConfig(device=dev, size=size, seed=seed)

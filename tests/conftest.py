@@ -1,0 +1,42 @@
+"""Shared fixtures. Expensive references (transformers loading the GGUF, ~30 s) load once per session."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def smollm2_state_dict():
+    """Our dequantized SmolLM2 weights (HF names, fp32)."""
+    from course_lib import weights
+
+    return weights.smollm2_state_dict()
+
+
+@pytest.fixture(scope="session")
+def hf_smollm2():
+    """transformers' ``LlamaForCausalLM`` loaded from the same GGUF file (the reference), fp32, eval mode."""
+    from transformers import AutoModelForCausalLM
+
+    from course_lib import weights
+
+    path = weights.smollm2_gguf_path()
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def hf_smollm2_tokenizer():
+    """transformers' tokenizer built from the same GGUF's metadata (the reference for our BPE)."""
+    from transformers import AutoTokenizer
+
+    from course_lib import weights
+
+    path = weights.smollm2_gguf_path()
+    return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
