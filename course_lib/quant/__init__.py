@@ -1,0 +1,1 @@
+"""Low-precision number formats and quantized matrix multiplication."""

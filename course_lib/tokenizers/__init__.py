@@ -1,0 +1,1 @@
+"""Tokenizers written from scratch: byte-level BPE (LLaMA/GPT family) and WordPiece (BERT)."""
