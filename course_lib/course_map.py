@@ -1,0 +1,46 @@
+"""Which section of the study notes each notebook teaches (the README's chapter table, chapter 00's map).
+
+The notes ("Large Model Learning Note") have four parts; each section maps to one or more notebooks
+under ``chapters/``. Sections without a notebook yet are listed with ``notebooks=()`` so the map
+shows honestly what is still to come.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Section:
+    part: str                  # the notes' part heading, e.g. "手撕大模型"
+    title: str                 # the notes' section heading, e.g. "Transformer"
+    notebooks: tuple[str, ...]  # notebook file names under chapters/ ("" when not written yet)
+    builds: str                # what the learner builds, one line
+
+
+NOTES_SECTIONS: tuple[Section, ...] = (
+    Section("课程导览", "课程导览 (course map)", ("00_course_map.ipynb", "00b_attention_widget.ipynb"),
+            "environment check, course map, model-family mind map, attention widgets"),
+    Section("手撕大模型", "Transformer", ("01_transformer.ipynb",),
+            "attention, multi-head, PE, encoder/decoder, toy seq2seq training"),
+    Section("手撕大模型", "LLM、VLM基本框架", ("02a_bert_t5_gpt.ipynb", "02b_beyond_transformer.ipynb"),
+            "BERT + WordPiece, T5, GPT, RNN/LSTM, RWKV, Mamba, ViT/CLIP/LLaVA"),
+    Section("手撕大模型", "LLaMa", ("03_llama.ipynb",),
+            "byte-level BPE, RMSNorm, RoPE, SwiGLU, GQA, KV cache, sampling, SmolLM2 chat"),
+    Section("手撕大模型", "DeepSeek", ("04a_deepseek_mla.ipynb", "04b_deepseek_moe_mtp.ipynb", "04c_fp8.ipynb"),
+            "MLA, DeepSeekMoE, MTP, FP8 block scaling"),
+    Section("手撕大模型", "WebGPT", (), "text browser, quoting answers, AutoGPT loop"),
+    Section("微调技术 PEFT", "LoRA", (), "LoRALinear, merge/unmerge, fine-tune SmolLM2"),
+    Section("微调技术 PEFT", "P-Tuning", (), "prompt / P-Tuning / prefix tuning"),
+    Section("知识检索增强", "embedding", (), "word2vec, sentence embeddings, InfoNCE"),
+    Section("知识检索增强", "向量数据库", (), "flat, IVF-PQ, HNSW, a crash-safe vector store"),
+    Section("知识检索增强", "RAG", (), "chunking, BM25, dense + hybrid retrieval, grounded answers"),
+    Section("知识检索增强", "agent", (), "ReAct, tools, sandboxed Python, constrained decoding"),
+    Section("大模型工具", "langchain", (), "Runnables, prompts, parsers, interop with langchain-core"),
+    Section("大模型工具", "DevOps工具", (), "OpenAI-compatible server, DDP, checkpoints, tracking"),
+)
+
+
+def notebooks() -> list[str]:
+    """Every notebook named in the map, in course order."""
+    return [nb for section in NOTES_SECTIONS for nb in section.notebooks]
