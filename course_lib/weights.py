@@ -118,7 +118,7 @@ def _config_from_metadata(meta: dict) -> dict:
         "head_dim": int(meta.get("llama.rope.dimension_count", hidden // n_heads)),
         "max_position_embeddings": int(meta["llama.context_length"]),
         "rope_theta": float(meta["llama.rope.freq_base"]),
-        "rms_norm_eps": round(float(meta["llama.attention.layer_norm_rms_epsilon"]), 10)  # stored as f32: 9.99999975e-06,
+        "rms_norm_eps": round(float(meta["llama.attention.layer_norm_rms_epsilon"]), 10),  # f32 in the file: 9.99999975e-06
         "tie_word_embeddings": True,
         "bos_token_id": int(meta["tokenizer.ggml.bos_token_id"]),
         "eos_token_id": int(meta["tokenizer.ggml.eos_token_id"]),
