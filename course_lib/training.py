@@ -11,6 +11,8 @@ the batches and the loss, so the interesting part stays in the notebook.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -57,13 +59,16 @@ def train(
     count_items: Callable[[object], int] | None = None,
     on_step: Callable[[int, float], None] | None = None,
     desc: str = "train",
+    flops_per_item: float | None = None,
 ) -> TrainHistory:
     """Run ``steps`` optimisation steps and return the :class:`TrainHistory`.
 
     ``batches`` is an iterator of batches or a function ``step -> batch``. ``loss_fn(model, batch)``
     returns a scalar loss. ``eval_fn(model)`` (run under ``torch.no_grad`` in eval mode every
     ``eval_every`` steps and at the end) returns named metrics. ``on_step(step, loss)`` is called
-    after every step (e.g. to update a live plot).
+    after every step (e.g. to update a live plot). When the environment variable ``COURSE_RESULTS``
+    names a file, a JSON line with the throughput (and ``flops_per_item`` ≈ 6 × parameters for a
+    language model, for model-FLOP utilisation) is appended to it: ``scripts/gpu_check.sh`` uses this.
     """
     if steps <= 0:
         raise ValueError(f"steps must be positive, got {steps}")
@@ -71,7 +76,11 @@ def train(
         raise ValueError(f"eval_every must be >= 0, got {eval_every}")
     device = next(model.parameters()).device
     history = TrainHistory()
-    get_batch = batches if callable(batches) else (lambda _step, it=iter(batches): next(it))
+    if callable(batches):
+        get_batch = batches
+    else:
+        iterator = iter(batches)
+        get_batch = lambda _step: next(iterator)
     model.train()
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=desc)
@@ -105,7 +114,19 @@ def train(
             model.train()
     history.seconds = time.perf_counter() - start
     model.eval()
+    _record(history, desc, device, flops_per_item)
     return history
+
+
+def _record(history: TrainHistory, desc: str, device: torch.device, flops_per_item: float | None) -> None:
+    path = os.environ.get("COURSE_RESULTS")
+    if not path:
+        return
+    row = {"desc": desc, "device": str(device), "steps": len(history.steps), "seconds": round(history.seconds, 3),
+           "items": history.items, "items_per_second": round(history.items_per_second, 1),
+           "final_loss": history.losses[-1], "flops_per_item": flops_per_item}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def smooth(values: list[float], weight: float = 0.9) -> list[float]:

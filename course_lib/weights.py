@@ -23,7 +23,7 @@ import hashlib
 import importlib.util
 import json
 import os
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -125,7 +125,7 @@ def _config_from_metadata(meta: dict) -> dict:
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def smollm2_config() -> dict:
     """Hyperparameters read from the GGUF metadata, with HF ``LlamaConfig`` field names."""
     return _config_from_metadata(read_gguf_metadata(smollm2_gguf_path()))
@@ -136,7 +136,7 @@ def smollm2_tokenizer_data() -> dict:
     import gguf
 
     reader = gguf.GGUFReader(str(smollm2_gguf_path()))
-    field = lambda name: reader.fields[f"tokenizer.ggml.{name}"].contents()  # noqa: E731
+    field = lambda name: reader.fields[f"tokenizer.ggml.{name}"].contents()
     return {
         "model": field("model"),
         "pre": field("pre"),

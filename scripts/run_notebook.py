@@ -27,17 +27,18 @@ def strip_widget_state(nb: nbformat.NotebookNode) -> None:
         cell.metadata.pop("execution", None)
 
 
-def run(path: Path, timeout: int) -> float:
+def run(path: Path, timeout: int, out_dir: Path | None = None) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
     strip_widget_state(nb)
-    nbformat.write(nb, path)
-    size = path.stat().st_size
+    target = path if out_dir is None else out_dir / path.name
+    nbformat.write(nb, target)
+    size = target.stat().st_size
     flag = "" if size <= LIMIT_BYTES else f"  OVER THE {LIMIT_BYTES / 1e6:.0f} MB LIMIT"
-    print(f"{path}: {seconds:.1f} s, {size / 1e3:.0f} kB{flag}")
+    print(f"{target}: {seconds:.1f} s, {size / 1e3:.0f} kB{flag}")
     return seconds
 
 
@@ -45,9 +46,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write executed copies here instead of in place (cells still run in the notebook's folder)")
     args = parser.parse_args()
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
     for path in args.notebooks:
-        run(path, args.timeout)
+        run(path, args.timeout, args.out)
     return 0
 
 

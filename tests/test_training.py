@@ -58,3 +58,15 @@ def test_smooth_and_plot():
     h = TrainHistory(steps=[0, 1], losses=[2.0, 1.0])
     fig = plot_history(h, h, names=["a", "b"])
     assert len(fig.data) == 4
+
+
+def test_throughput_is_recorded_for_gpu_check(tmp_path, monkeypatch):
+    import json
+
+    out = tmp_path / "results.jsonl"
+    monkeypatch.setenv("COURSE_RESULTS", str(out))
+    model = nn.Linear(2, 1)
+    train(model, lambda s: torch.randn(8, 2), lambda m, b: m(b).pow(2).mean(),
+          torch.optim.SGD(model.parameters(), lr=0.1), steps=2, count_items=len, desc="demo", flops_per_item=12.0)
+    (row,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["desc"] == "demo" and row["items"] == 16 and row["flops_per_item"] == 12.0

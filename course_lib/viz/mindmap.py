@@ -92,7 +92,7 @@ def model_family_figure(root: Node = MODEL_FAMILIES):
     placed = layout(root)
     pos = {id(n): (x, y) for n, x, y, _, _ in placed}
     fig = go.Figure()
-    for node, x, y, parent, branch in placed:
+    for _, x, y, parent, branch in placed:
         if parent is None:
             continue
         px, py = pos[id(parent)]
@@ -121,7 +121,7 @@ def draw_model_family_png(path: str | Path, root: Node = MODEL_FAMILIES) -> Path
     placed = layout(root)
     pos = {id(n): (x, y) for n, x, y, _, _ in placed}
     fig, ax = plt.subplots(figsize=(13, 7.5))
-    for node, x, y, parent, branch in placed:
+    for _, x, y, parent, branch in placed:
         if parent is not None:
             px, py = pos[id(parent)]
             xs = [px + (x - px) * t for t in (0, 0.5, 0.5, 1)]

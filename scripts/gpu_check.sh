@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# GPU check, run on a CUDA machine from the repo root: every notebook at COURSE_SIZE=full, then the
+# benchmarks. Results land in $OUT (the device tool's output folder) or gpu_results/:
+#   notebooks.tsv   notebook, seconds, status
+#   train.jsonl     one line per training run (course_lib.training.train): items/s, flops_per_item
+#   summary.txt     tokens/s and model-FLOP utilisation per training run
+#   bench.json      python -m bench results
+# Keep it short: the device budget is 15 minutes for everything. Chapters add nothing here: every
+# notebook under chapters/ is picked up, and training loops report through COURSE_RESULTS.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu_results}
+mkdir -p "$out"
+nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi" > "$out/nvidia-smi.txt"
+export COURSE_SIZE=full COURSE_RESULTS="$out/train.jsonl"
+: > "$COURSE_RESULTS"
+printf 'notebook\tseconds\tstatus\n' > "$out/notebooks.tsv"
+work=$(mktemp -d)  # executed copies go here; the repo's notebooks are not rewritten
+for nb in chapters/*.ipynb; do
+  start=$(date +%s)
+  if timeout "${NB_TIMEOUT:-900}" python scripts/run_notebook.py --out "$work" "$nb" > "$out/$(basename "$nb" .ipynb).log" 2>&1; then
+    status=ok; else status=FAILED; fi
+  printf '%s\t%s\t%s\n' "$nb" "$(( $(date +%s) - start ))" "$status" | tee -a "$out/notebooks.tsv"
+done
+timeout "${BENCH_TIMEOUT:-600}" python -m bench --out "$out/bench.json" > "$out/bench.log" 2>&1 || echo "bench FAILED" >> "$out/bench.log"
+# Peak dense throughput used for MFU: H200 TF32 tensor cores ~494 TFLOP/s (fp32 matmuls use TF32 when allowed).
+python - "$COURSE_RESULTS" "${PEAK_FLOPS:-4.94e14}" > "$out/summary.txt" <<'PY'
+import json, sys
+path, peak = sys.argv[1], float(sys.argv[2])
+print(f"{'training run':<40}{'items/s':>14}{'MFU':>8}")
+for line in open(path):
+    r = json.loads(line)
+    mfu = f"{r['flops_per_item'] * r['items_per_second'] / peak:.1%}" if r.get("flops_per_item") else "-"
+    print(f"{r['desc']:<40}{r['items_per_second']:>14,.0f}{mfu:>8}")
+PY
+cat "$out/summary.txt" "$out/notebooks.tsv"
