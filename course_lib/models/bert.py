@@ -1,0 +1,308 @@
+"""BERT, the encoder-only Transformer (Devlin et al. 2018), with HF ``BertModel`` parameter names.
+
+    h⁰ = LayerNorm(E_tok[x] + E_pos[t] + E_type[s])                       (§3, Figure 2)
+    a  = LayerNorm(hˡ⁻¹ + Attention(hˡ⁻¹))                                 post-LN (Vaswani §3.1)
+    hˡ = LayerNorm(a + W₂ GELU(W₁ a))
+
+Every token sees every other token (bidirectional, only padding is masked). Parameter names are
+the checkpoint's, so ``course_lib.weights.minilm_state_dict()`` loads with :func:`load_hf_state_dict`
+(the table :data:`HF_IGNORED` lists the one buffer HF stores that we recompute). Sentence
+embeddings (Reimers & Gurevych 2019, §3): mean of the last hidden states over real tokens, then
+L2-normalised, as sentence-transformers' ``Pooling(mean)`` + ``Normalize`` do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.attention import scaled_dot_product_attention
+
+HF_IGNORED = ("embeddings.position_ids",)  # HF buffer arange(max_positions): we build it on the fly
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 30522               # WordPiece vocabulary size
+    hidden_size: int = 384                # d_model
+    num_hidden_layers: int = 6            # encoder layers
+    num_attention_heads: int = 12         # heads; head dim = hidden_size / heads
+    intermediate_size: int = 1536         # FFN width (4 × hidden)
+    max_position_embeddings: int = 512    # learned absolute positions
+    type_vocab_size: int = 2              # segment A / B (token_type_ids)
+    layer_norm_eps: float = 1e-12         # LayerNorm ε of the checkpoint
+    hidden_dropout_prob: float = 0.1      # dropout after embeddings / sublayers (training only)
+    attention_probs_dropout_prob: float = 0.1  # dropout on attention weights (training only)
+    pad_token_id: int = 0                 # id of [PAD]
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by num_attention_heads "
+                             f"{self.num_attention_heads}")
+        for f in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
+                  "max_position_embeddings", "type_vocab_size"):
+            if getattr(self, f) <= 0:
+                raise ValueError(f"BertConfig.{f} must be positive, got {getattr(self, f)}")
+
+    @classmethod
+    def from_hf(cls, config: dict) -> BertConfig:
+        """From a HF ``config.json`` dict (extra keys are ignored); BERT uses exact GELU only."""
+        if config.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(f"only hidden_act='gelu' is implemented, got {config['hidden_act']!r}")
+        return cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
+
+
+@dataclass
+class BertOutput:
+    last_hidden_state: torch.Tensor                 # (B, T, D)
+    pooler_output: torch.Tensor                     # (B, D): tanh(W h_[CLS])
+    attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T, T) when asked for
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
+        self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
+        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions) \
+            + self.token_type_embeddings(token_type_ids)  # (B, T, D)
+        return self.dropout(self.LayerNorm(x))
+
+
+class BertSelfAttention(nn.Module):
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.n_heads = cfg.num_attention_heads
+        self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.key = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dropout_p = cfg.attention_probs_dropout_prob
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool):
+        B, T, D = x.shape
+        q, k, v = (proj(x).view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, H, T, Dh)
+                   for proj in (self.query, self.key, self.value))
+        p = self.dropout_p if self.training else 0.0
+        if need_weights:
+            out, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
+        else:  # fast path: PyTorch's fused kernel, same maths (tested against the path above)
+            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
+        return out.transpose(1, 2).reshape(B, T, D), weights  # (B, T, D), (B, H, T, T)
+
+
+class BertSelfOutput(nn.Module):
+    """Projection + dropout + residual + LayerNorm (post-LN); also the FFN's output block."""
+
+    def __init__(self, d_in: int, cfg: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(d_in, cfg.hidden_size)
+        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+
+    def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(residual + self.dropout(self.dense(h)))
+
+
+class BertAttention(nn.Module):
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.self = BertSelfAttention(cfg)
+        self.output = BertSelfOutput(cfg.hidden_size, cfg)
+
+    def forward(self, x, mask, need_weights):
+        h, weights = self.self(x, mask, need_weights)
+        return self.output(h, x), weights
+
+
+class BertIntermediate(nn.Module):
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+
+    def forward(self, x):
+        return F.gelu(self.dense(x))  # exact (erf) GELU, Hendrycks & Gimpel 2016
+
+
+class BertLayer(nn.Module):
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.attention = BertAttention(cfg)
+        self.intermediate = BertIntermediate(cfg)
+        self.output = BertSelfOutput(cfg.intermediate_size, cfg)
+
+    def forward(self, x, mask, need_weights):
+        a, weights = self.attention(x, mask, need_weights)
+        return self.output(self.intermediate(a), a), weights
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_hidden_layers))
+
+
+class BertPooler(nn.Module):
+    """tanh(W h_[CLS] + b): the sentence vector BERT's next-sentence head was trained on."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+
+    def forward(self, h):
+        return torch.tanh(self.dense(h[:, 0]))  # (B, D)
+
+
+def _check_int_tensor(name: str, t: torch.Tensor, shape: tuple[int, ...] | None, high: int | None) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in (torch.int64, torch.int32, torch.bool) or (high is not None and t.dtype == torch.bool):
+        raise TypeError(f"{name} must be an integer tensor (int64), got {t.dtype}")
+    if shape is not None and tuple(t.shape) != shape:
+        raise ValueError(f"{name} must have shape (B, T) = {shape}, got {tuple(t.shape)}")
+    if t.dim() != 2:
+        raise ValueError(f"{name} must have shape (B, T), got {tuple(t.shape)}")
+    if high is not None and t.numel() and (t.min() < 0 or t.max() >= high):
+        raise ValueError(f"{name} must lie in [0, {high}), got values in [{int(t.min())}, {int(t.max())}]")
+
+
+class BertModel(nn.Module):
+    """Embeddings → N post-LN encoder layers → (pooler). Bidirectional: only padding is masked."""
+
+    def __init__(self, cfg: BertConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        self.config = cfg
+        self.embeddings = BertEmbeddings(cfg)
+        self.encoder = BertEncoder(cfg)
+        self.pooler = BertPooler(cfg) if add_pooling_layer else None
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
+        """``input_ids`` (B, T); ``attention_mask`` (B, T), 1 = real token, 0 = padding."""
+        cfg = self.config
+        _check_int_tensor("input_ids", input_ids, None, cfg.vocab_size)
+        if input_ids.shape[1] > cfg.max_position_embeddings:
+            raise ValueError(f"input_ids has {input_ids.shape[1]} positions; this BERT has learned positions "
+                             f"for at most max_position_embeddings={cfg.max_position_embeddings}")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        _check_int_tensor("token_type_ids", token_type_ids, tuple(input_ids.shape), cfg.type_vocab_size)
+        mask = None
+        if attention_mask is not None:
+            _check_int_tensor("attention_mask", attention_mask, tuple(input_ids.shape), None)
+            mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): True = attend to that key
+        h = self.embeddings(input_ids, token_type_ids)  # (B, T, D)
+        attentions = []
+        for layer in self.encoder.layer:
+            h, weights = layer(h, mask, output_attentions)
+            attentions.append(weights)
+        pooled = self.pooler(h) if self.pooler is not None else None
+        return BertOutput(h, pooled, tuple(attentions) if output_attentions else None)
+
+
+class BertLMPredictionHead(nn.Module):
+    """MLM head: dense → GELU → LayerNorm → decoder tied to the word embeddings (+ bias)."""
+
+    def __init__(self, cfg: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.transform = nn.Module()
+        self.transform.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.transform.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.word_embeddings = [word_embeddings]  # a list so the tied weight is not registered twice
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.transform.LayerNorm(F.gelu(self.transform.dense(h)))
+        return h @ self.word_embeddings[0].weight.T + self.bias  # (B, T, V)
+
+
+class BertForMaskedLM(nn.Module):
+    """BERT + MLM head (HF names ``bert.*``, ``cls.predictions.*``); returns logits ``(B, T, V)``."""
+
+    def __init__(self, cfg: BertConfig):
+        super().__init__()
+        self.config = cfg
+        self.bert = BertModel(cfg, add_pooling_layer=False)
+        self.cls = nn.Module()
+        self.cls.predictions = BertLMPredictionHead(cfg, self.bert.embeddings.word_embeddings)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
+        out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions)
+        return MaskedLMOutput(self.cls.predictions(out.last_hidden_state), out.attentions)
+
+
+@dataclass
+class MaskedLMOutput:
+    logits: torch.Tensor                            # (B, T, V)
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+def load_hf_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> nn.Module:
+    """Load HF BERT weights (names identical; :data:`HF_IGNORED` and tied decoder dropped). Strict."""
+    tied = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")  # = word embeddings, bias
+    sd = {k: v for k, v in state_dict.items() if k not in HF_IGNORED and k not in tied}
+    model.load_state_dict(sd, strict=True)
+    return model
+
+
+def mean_pooling(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Σ_t m_t h_t / Σ_t m_t over real tokens: ``(B, T, D), (B, T) -> (B, D)``."""
+    if last_hidden_state.dim() != 3 or attention_mask.shape != last_hidden_state.shape[:2]:
+        raise ValueError(f"need last_hidden_state (B, T, D) and attention_mask (B, T), got "
+                         f"{tuple(last_hidden_state.shape)} and {tuple(attention_mask.shape)}")
+    m = attention_mask.to(last_hidden_state.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)  # (B, D)
+
+
+class SentenceEncoder:
+    """Text → unit-length sentence vectors: WordPiece → BERT → mean pooling → L2 normalisation."""
+
+    def __init__(self, model: BertModel, tokenizer, max_seq_length: int = 256):
+        if max_seq_length > model.config.max_position_embeddings:
+            raise ValueError(f"max_seq_length {max_seq_length} exceeds the model's "
+                             f"max_position_embeddings {model.config.max_position_embeddings}")
+        self.model, self.tokenizer, self.max_seq_length = model.eval(), tokenizer, max_seq_length
+
+    @classmethod
+    def from_minilm(cls) -> SentenceEncoder:
+        """all-MiniLM-L6-v2 from the shipped package (weights, vocab, max_seq_length 256)."""
+        import json
+
+        from course_lib import weights
+        from course_lib.tokenizers.wordpiece import WordPieceTokenizer
+
+        path = weights.minilm_path()
+        model = load_hf_state_dict(BertModel(BertConfig.from_hf(weights.minilm_config())),
+                                   weights.minilm_state_dict())
+        st_conf = json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))
+        return cls(model, WordPieceTokenizer.from_pretrained(path), st_conf["max_seq_length"])
+
+    @torch.no_grad()
+    def encode(self, sentences: list[str], batch_size: int = 32) -> torch.Tensor:
+        """``(N, D)`` unit vectors. Sentences are batched by length (less padding), then put back in order."""
+        if batch_size <= 0:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        encs = [self.tokenizer.encode(s, max_length=self.max_seq_length).input_ids for s in sentences]
+        order = sorted(range(len(encs)), key=lambda i: -len(encs[i]))
+        device = next(self.model.parameters()).device
+        out = torch.empty(len(encs), self.model.config.hidden_size)
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            width = len(encs[idx[0]])
+            ids = torch.full((len(idx), width), self.model.config.pad_token_id, dtype=torch.long)  # (b, T)
+            mask = torch.zeros_like(ids)
+            for row, i in enumerate(idx):
+                ids[row, :len(encs[i])] = torch.tensor(encs[i])
+                mask[row, :len(encs[i])] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            h = self.model(ids, mask).last_hidden_state  # (b, T, D)
+            out[idx] = F.normalize(mean_pooling(h, mask), dim=-1).cpu()
+        return out
