@@ -1,0 +1,95 @@
+"""Our GPT vs HF ``GPT2LMHeadModel`` with the same random tiny-config weights (Conv1D transposed
+through ``gpt.HF_CONV1D``). Tolerance: ``assert_close``'s fp32 default (rtol 1.3e-6, atol 1e-5): the
+same operations in the same order, only fp32 rounding differs; 1e-4 for the fused-kernel path.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib.models.gpt import GPT, HF_CONV1D, GPTConfig, load_hf_state_dict
+
+TINY = dict(vocab_size=101, n_positions=16, n_embd=32, n_layer=3, n_head=4, layer_norm_epsilon=1e-5)
+
+
+@pytest.fixture(scope="module")
+def pair():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    ref = GPT2LMHeadModel(GPT2Config(**TINY, attn_implementation="eager")).eval()
+    with torch.no_grad():  # HF starts LayerNorms at 1/0 and biases at 0: randomise so every name map matters
+        for name, p in ref.named_parameters():
+            if name.endswith("bias") or ".ln_" in name:
+                p.normal_(0, 0.1 if name.endswith("bias") else 1.0)
+    ours = load_hf_state_dict(GPT(GPTConfig(**TINY)), ref.state_dict()).eval()
+    return ours, ref
+
+
+def test_logits_and_attentions_equal_hf(pair):
+    ours, ref = pair
+    ids = torch.randint(0, 101, (2, 16))
+    with torch.no_grad():
+        want = ref(ids, output_attentions=True)
+        got = ours(ids, output_attentions=True)
+    torch.testing.assert_close(got.logits, want.logits)
+    assert len(got.attentions) == 3 and got.attentions[0].shape == (2, 4, 16, 16)
+    for a, b in zip(got.attentions, want.attentions):
+        torch.testing.assert_close(a, b)
+    assert torch.all(got.attentions[0].triu(1) == 0)  # causal: nothing above the diagonal
+
+
+def test_fast_path_equals_explicit_attention(pair):
+    ours, _ = pair
+    ids = torch.randint(0, 101, (2, 13))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids).logits, ours(ids, output_attentions=True).logits, rtol=1e-4, atol=1e-4)
+
+
+def test_loss_and_gradients_equal_hf(pair):
+    ours, ref = pair
+    ids = torch.randint(0, 101, (2, 12))
+    want = ref(ids, labels=ids).loss
+    logits = ours(ids).logits
+    got = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 101), ids[:, 1:].reshape(-1))
+    torch.testing.assert_close(got, want)
+    want.backward()
+    got.backward()
+    torch.testing.assert_close(ours.transformer.h[0].attn.c_attn.weight.grad,
+                               ref.transformer.h[0].attn.c_attn.weight.grad.t(), rtol=1e-4, atol=1e-6)
+    ours.zero_grad()
+    ref.zero_grad()
+
+
+def test_greedy_generate_equals_hf(pair):
+    ours, ref = pair
+    ids = torch.randint(0, 101, (1, 4))
+    want = ref.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
+    assert ours.generate(ids, max_new_tokens=8).tolist() == want.tolist()
+
+
+def test_name_map_covers_conv1d_only(pair):
+    _, ref = pair
+    conv = [n for n, m in ref.named_modules() if type(m).__name__ == "Conv1D"]
+    assert sorted({n.split(".", 3)[-1] + ".weight" for n in conv}) == sorted(HF_CONV1D)
+
+
+def test_bad_input(pair):
+    ours, ref = pair
+    with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 101\)"):
+        ours(torch.tensor([[5, 101]]))
+    with pytest.raises(ValueError, match="n_positions=16"):
+        ours(torch.zeros(1, 17, dtype=torch.long))
+    with pytest.raises(TypeError, match="integer tensor"):
+        ours(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match=r"shape \(B, T\)"):
+        ours(torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="divisible by n_head"):
+        GPTConfig(n_embd=30, n_head=4)
+    with pytest.raises(ValueError, match="max_new_tokens >= 0"):
+        ours.generate(torch.zeros(1, 2, dtype=torch.long), -1)
+    sd = dict(ref.state_dict())
+    sd["lm_head.weight"] = sd["lm_head.weight"] + 1
+    with pytest.raises(ValueError, match="tied head"):
+        load_hf_state_dict(GPT(GPTConfig(**TINY)), sd)
