@@ -181,6 +181,19 @@ def test_widget_rerenders_in_a_real_browser(jupyterlab, tmp_path):
             widget.scroll_into_view_if_needed()
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             widget.screenshot(path=str(screenshot))
+
+            # model view: open the tab, click the tile of layer 2 / head 5, land back in the head view
+            page.get_by_text("全模型 model view").click()
+            grid = page.locator(".js-plotly-plot").nth(1)
+            grid.locator(".heatmaplayer image").wait_for(timeout=REDRAW_S * 1000)
+            widget.screenshot(path=str(screenshot.with_name(screenshot.stem + "_model_view.png")))
+            box = grid.locator(".nsewdrag").first.bounding_box()
+            layers, heads = 6, 12  # all-MiniLM-L6-v2
+            page.mouse.click(box["x"] + box["width"] * (5 + 0.5) / heads, box["y"] + box["height"] * (2 + 0.5) / layers)
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.js-plotly-plot .gtitle')].some(t => t.textContent.includes('layer 2 · head 5'))",
+                timeout=REDRAW_S * 1000)
+            assert heatmap_state(page)["href"] != second["href"]
         finally:
             context.close()
     assert screenshot.stat().st_size > 10_000, "the screenshot is suspiciously small"
