@@ -161,17 +161,23 @@ class BertPooler(nn.Module):
         return torch.tanh(self.dense(h[:, 0]))  # (B, D)
 
 
-def _check_int_tensor(name: str, t: torch.Tensor, shape: tuple[int, ...] | None, high: int | None) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dtype not in (torch.int64, torch.int32, torch.bool) or (high is not None and t.dtype == torch.bool):
-        raise TypeError(f"{name} must be an integer tensor (int64), got {t.dtype}")
-    if shape is not None and tuple(t.shape) != shape:
-        raise ValueError(f"{name} must have shape (B, T) = {shape}, got {tuple(t.shape)}")
-    if t.dim() != 2:
-        raise ValueError(f"{name} must have shape (B, T), got {tuple(t.shape)}")
-    if high is not None and t.numel() and (t.min() < 0 or t.max() >= high):
-        raise ValueError(f"{name} must lie in [0, {high}), got values in [{int(t.min())}, {int(t.max())}]")
+def check_token_ids(name: str, ids: torch.Tensor, vocab_size: int, max_length: int | None = None) -> None:
+    """Raise unless ``ids`` is an integer ``(B, T)`` tensor with values in [0, vocab_size) and T ≤ max_length."""
+    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"{name} must be an integer tensor (B, T) of int64, got {getattr(ids, 'dtype', type(ids))}")
+    if ids.dim() != 2:
+        raise ValueError(f"{name} must have shape (B, T), got {tuple(ids.shape)}")
+    if max_length is not None and ids.shape[1] > max_length:
+        raise ValueError(f"{name} has {ids.shape[1]} positions; the model has learned positions for at most "
+                         f"{max_length}")
+    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(f"{name} must lie in [0, {vocab_size}), got values in [{int(ids.min())}, {int(ids.max())}]")
+
+
+def _check_same_shape(name: str, t: torch.Tensor, ids: torch.Tensor) -> None:
+    if not isinstance(t, torch.Tensor) or t.shape != ids.shape:
+        raise ValueError(f"{name} must have the shape of input_ids {tuple(ids.shape)}, got "
+                         f"{tuple(getattr(t, 'shape', ()))}")
 
 
 class BertModel(nn.Module):
@@ -188,16 +194,14 @@ class BertModel(nn.Module):
                 token_type_ids: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
         """``input_ids`` (B, T); ``attention_mask`` (B, T), 1 = real token, 0 = padding."""
         cfg = self.config
-        _check_int_tensor("input_ids", input_ids, None, cfg.vocab_size)
-        if input_ids.shape[1] > cfg.max_position_embeddings:
-            raise ValueError(f"input_ids has {input_ids.shape[1]} positions; this BERT has learned positions "
-                             f"for at most max_position_embeddings={cfg.max_position_embeddings}")
+        check_token_ids("input_ids", input_ids, cfg.vocab_size, cfg.max_position_embeddings)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        _check_int_tensor("token_type_ids", token_type_ids, tuple(input_ids.shape), cfg.type_vocab_size)
+        _check_same_shape("token_type_ids", token_type_ids, input_ids)
+        check_token_ids("token_type_ids", token_type_ids, cfg.type_vocab_size)
         mask = None
         if attention_mask is not None:
-            _check_int_tensor("attention_mask", attention_mask, tuple(input_ids.shape), None)
+            _check_same_shape("attention_mask", attention_mask, input_ids)
             mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): True = attend to that key
         h = self.embeddings(input_ids, token_type_ids)  # (B, T, D)
         attentions = []

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import causal_mask, scaled_dot_product_attention
+from course_lib.models.bert import check_token_ids
 
 # HF GPT-2 name suffix -> how to convert: these Conv1D weights are (in, out) and get transposed.
 HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -120,17 +121,8 @@ class GPT(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, output_attentions: bool = False) -> GPTOutput:
         cfg = self.config
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"input_ids must be an integer tensor (B, T), got {getattr(input_ids, 'dtype', type(input_ids))}")
-        if input_ids.dim() != 2:
-            raise ValueError(f"input_ids must have shape (B, T), got {tuple(input_ids.shape)}")
-        B, T = input_ids.shape
-        if T > cfg.n_positions:
-            raise ValueError(f"input_ids has {T} positions; this GPT has learned positions for at most "
-                             f"n_positions={cfg.n_positions}")
-        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= cfg.vocab_size):
-            raise ValueError(f"input_ids must lie in [0, {cfg.vocab_size}), got values in "
-                             f"[{int(input_ids.min())}, {int(input_ids.max())}]")
+        check_token_ids("input_ids", input_ids, cfg.vocab_size, cfg.n_positions)
+        T = input_ids.shape[1]
         tr = self.transformer
         pos = torch.arange(T, device=input_ids.device)  # (T,)
         x = tr.drop(tr.wte(input_ids) + tr.wpe(pos))  # (B, T, C)

@@ -1,0 +1,304 @@
+"""T5, the encoder–decoder Transformer (Raffel et al. 2020), with HF ``T5Model`` parameter names.
+
+What differs from the 2017 Transformer (T5 paper §2.1):
+
+- no position embeddings: each attention adds a learned scalar per head and **relative-position
+  bucket** to the scores, ``s_ij = q_i·k_j + b[bucket(j - i)]`` (no 1/√d scaling either); the bias
+  lives in the first layer of each stack and is reused by the others. Buckets are exact for small
+  distances and logarithmic up to ``max_distance`` (:func:`relative_position_bucket`);
+- pre-LN with RMS-style LayerNorm (scale only, no mean, no bias) — ``course_lib.layers.RMSNorm``;
+- one embedding matrix shared by encoder input, decoder input and (tied) output head, whose input
+  is scaled by d_model^-0.5 (original T5).
+
+Names follow HF: ``shared``, ``encoder.block.{i}.layer.{0: SelfAttention, 1: EncDecAttention /
+DenseReluDense}``. HF also stores the tied copies listed in :data:`HF_TIED`; the loader checks they
+equal ``shared.weight`` and drops them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.attention import causal_mask, scaled_dot_product_attention
+from course_lib.layers import RMSNorm
+from course_lib.models.bert import check_token_ids
+
+HF_TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")  # = shared.weight
+
+
+@dataclass
+class T5Config:
+    vocab_size: int = 32128                   # SentencePiece vocabulary size
+    d_model: int = 512                        # hidden size
+    d_kv: int = 64                            # head dimension (d_model need not equal heads × d_kv)
+    d_ff: int = 2048                          # feed-forward width
+    num_layers: int = 6                       # encoder layers
+    num_decoder_layers: int | None = None     # decoder layers (None: same as encoder)
+    num_heads: int = 8                        # attention heads
+    relative_attention_num_buckets: int = 32  # position-bias buckets per direction pair
+    relative_attention_max_distance: int = 128  # distances beyond this share the last bucket
+    layer_norm_epsilon: float = 1e-6          # RMSNorm ε
+    feed_forward_proj: str = "relu"           # "relu" (T5) or "gated-gelu" (T5 v1.1, GELU-tanh gate)
+    dropout_rate: float = 0.1                 # dropout everywhere (training only)
+    pad_token_id: int = 0                     # also the decoder start token in T5
+    decoder_start_token_id: int = 0           # first decoder input
+    scale_decoder_outputs: bool = True        # multiply by d_model^-0.5 before the tied head (T5 v1.0)
+
+    def __post_init__(self):
+        if self.num_decoder_layers is None:
+            self.num_decoder_layers = self.num_layers
+        if self.feed_forward_proj not in ("relu", "gated-gelu"):
+            raise ValueError(f"feed_forward_proj must be 'relu' or 'gated-gelu', got {self.feed_forward_proj!r}")
+        for f in ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads", "relative_attention_num_buckets"):
+            if getattr(self, f) <= 0:
+                raise ValueError(f"T5Config.{f} must be positive, got {getattr(self, f)}")
+
+
+def relative_position_bucket(relative_position: torch.Tensor, bidirectional: bool = True,
+                             num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
+    """Bucket of ``j - i`` (Mesh TensorFlow's ``_relative_position_bucket``, T5 §2.1).
+
+    Bidirectional: half the buckets for j > i. In each half, distances < n/2 get their own bucket,
+    the rest share log-spaced buckets up to ``max_distance`` (and the last bucket beyond it).
+    Unidirectional (decoder): only j ≤ i counts, keys in the future land in bucket 0.
+    """
+    buckets = torch.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets += (relative_position > 0).long() * num_buckets
+        distance = relative_position.abs()
+    else:
+        distance = (-relative_position).clamp(min=0)
+    max_exact = num_buckets // 2
+    log_ratio = torch.log(distance.float().clamp(min=1) / max_exact) / math.log(max_distance / max_exact)
+    large = (max_exact + (log_ratio * (num_buckets - max_exact)).long()).clamp(max=num_buckets - 1)
+    return buckets + torch.where(distance < max_exact, distance, large)
+
+
+class T5Attention(nn.Module):
+    def __init__(self, cfg: T5Config, has_relative_attention_bias: bool = False, bidirectional: bool = True):
+        super().__init__()
+        self.cfg, self.n_heads, self.bidirectional = cfg, cfg.num_heads, bidirectional
+        inner = cfg.num_heads * cfg.d_kv
+        self.q = nn.Linear(cfg.d_model, inner, bias=False)
+        self.k = nn.Linear(cfg.d_model, inner, bias=False)
+        self.v = nn.Linear(cfg.d_model, inner, bias=False)
+        self.o = nn.Linear(inner, cfg.d_model, bias=False)
+        if has_relative_attention_bias:
+            self.relative_attention_bias = nn.Embedding(cfg.relative_attention_num_buckets, cfg.num_heads)
+
+    def compute_bias(self, t_q: int, t_k: int, device=None) -> torch.Tensor:
+        """Position bias ``(1, H, T_q, T_k)``: b[bucket(j - i)] for query i, key j."""
+        rel = torch.arange(t_k, device=device)[None, :] - torch.arange(t_q, device=device)[:, None]  # (T_q, T_k)
+        bucket = relative_position_bucket(rel, self.bidirectional, self.cfg.relative_attention_num_buckets,
+                                          self.cfg.relative_attention_max_distance)
+        return self.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0)  # (1, H, T_q, T_k)
+
+    def forward(self, x: torch.Tensor, kv: torch.Tensor, bias: torch.Tensor, need_weights: bool):
+        """``bias`` is added to the scores: position bias plus -inf where attention is not allowed."""
+        B, T, _ = x.shape
+        q = self.q(x).view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, H, T, Dkv)
+        k = self.k(kv).view(B, kv.shape[1], self.n_heads, -1).transpose(1, 2)  # (B, H, S, Dkv)
+        v = self.v(kv).view(B, kv.shape[1], self.n_heads, -1).transpose(1, 2)
+        p = self.cfg.dropout_rate if self.training else 0.0
+        if need_weights:
+            out, weights = scaled_dot_product_attention(q, k, v, mask=bias, dropout_p=p, scale=1.0)
+        else:
+            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p, scale=1.0), None
+        return self.o(out.transpose(1, 2).reshape(B, T, -1)), weights  # (B, T, D), (B, H, T, S)
+
+
+class T5LayerSelfAttention(nn.Module):
+    def __init__(self, cfg: T5Config, has_relative_attention_bias: bool, bidirectional: bool):
+        super().__init__()
+        self.SelfAttention = T5Attention(cfg, has_relative_attention_bias, bidirectional)
+        self.layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
+        self.dropout = nn.Dropout(cfg.dropout_rate)
+
+    def forward(self, x, bias, need_weights):
+        h = self.layer_norm(x)
+        a, weights = self.SelfAttention(h, h, bias, need_weights)
+        return x + self.dropout(a), weights
+
+
+class T5LayerCrossAttention(nn.Module):
+    def __init__(self, cfg: T5Config):
+        super().__init__()
+        self.EncDecAttention = T5Attention(cfg)
+        self.layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
+        self.dropout = nn.Dropout(cfg.dropout_rate)
+
+    def forward(self, x, memory, bias, need_weights):
+        a, weights = self.EncDecAttention(self.layer_norm(x), memory, bias, need_weights)
+        return x + self.dropout(a), weights
+
+
+class T5DenseActDense(nn.Module):
+    """``wo · act(wi · x)``, or gated: ``wo · (GELU(wi_0 · x) ⊙ wi_1 · x)`` (T5 v1.1)."""
+
+    def __init__(self, cfg: T5Config):
+        super().__init__()
+        self.gated = cfg.feed_forward_proj == "gated-gelu"
+        if self.gated:
+            self.wi_0 = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+            self.wi_1 = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        else:
+            self.wi = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+        self.wo = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
+        self.dropout = nn.Dropout(cfg.dropout_rate)
+
+    def forward(self, x):
+        h = F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x) if self.gated else F.relu(self.wi(x))
+        return self.wo(self.dropout(h))
+
+
+class T5LayerFF(nn.Module):
+    def __init__(self, cfg: T5Config):
+        super().__init__()
+        self.DenseReluDense = T5DenseActDense(cfg)
+        self.layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
+        self.dropout = nn.Dropout(cfg.dropout_rate)
+
+    def forward(self, x):
+        return x + self.dropout(self.DenseReluDense(self.layer_norm(x)))
+
+
+class T5Block(nn.Module):
+    def __init__(self, cfg: T5Config, has_relative_attention_bias: bool, is_decoder: bool):
+        super().__init__()
+        self.layer = nn.ModuleList([T5LayerSelfAttention(cfg, has_relative_attention_bias, not is_decoder)])
+        if is_decoder:
+            self.layer.append(T5LayerCrossAttention(cfg))
+        self.layer.append(T5LayerFF(cfg))
+
+    def forward(self, x, self_bias, memory=None, cross_bias=None, need_weights=False):
+        x, self_w = self.layer[0](x, self_bias, need_weights)
+        cross_w = None
+        if memory is not None:
+            x, cross_w = self.layer[1](x, memory, cross_bias, need_weights)
+        return self.layer[-1](x), self_w, cross_w
+
+
+class T5Stack(nn.Module):
+    """Encoder (bidirectional) or decoder (causal + cross-attention); embeddings come from ``shared``."""
+
+    def __init__(self, cfg: T5Config, shared: nn.Embedding, is_decoder: bool):
+        super().__init__()
+        self.is_decoder = is_decoder
+        self.shared = [shared]  # a list: the shared matrix is registered once, on the model
+        n = cfg.num_decoder_layers if is_decoder else cfg.num_layers
+        self.block = nn.ModuleList(T5Block(cfg, i == 0, is_decoder) for i in range(n))
+        self.final_layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
+        self.dropout = nn.Dropout(cfg.dropout_rate)
+
+    def forward(self, input_ids, mask, memory=None, memory_mask=None, need_weights=False):
+        """``mask`` (B, T) 1 = real token; ``memory`` (B, S, D) and ``memory_mask`` (B, S) for the decoder."""
+        B, T = input_ids.shape
+        allowed = mask.bool()[:, None, None, :]  # (B, 1, 1, T)
+        if self.is_decoder:
+            allowed = allowed & causal_mask(T, device=input_ids.device)  # (B, 1, T, T)
+        bias = self.block[0].layer[0].SelfAttention.compute_bias(T, T, input_ids.device)  # (1, H, T, T)
+        self_bias = bias.masked_fill(~allowed, float("-inf"))  # (B, H, T, T)
+        cross_bias = None
+        if memory is not None:
+            cross_bias = torch.zeros(B, 1, 1, memory.shape[1], device=memory.device)  # no position bias
+            cross_bias = cross_bias.masked_fill(~memory_mask.bool()[:, None, None, :], float("-inf"))
+        x = self.dropout(self.shared[0](input_ids))  # (B, T, D)
+        self_ws, cross_ws = [], []
+        for block in self.block:
+            x, self_w, cross_w = block(x, self_bias, memory, cross_bias, need_weights)
+            self_ws.append(self_w)
+            cross_ws.append(cross_w)
+        return self.dropout(self.final_layer_norm(x)), tuple(self_ws), tuple(cross_ws)
+
+
+@dataclass
+class Seq2SeqOutput:
+    last_hidden_state: torch.Tensor            # decoder output (B, T_dec, D); logits (B, T_dec, V) for the LM
+    encoder_last_hidden_state: torch.Tensor    # (B, T_enc, D)
+    encoder_attentions: tuple | None = None    # per encoder layer (B, H, T_enc, T_enc)
+    decoder_attentions: tuple | None = None    # per decoder layer (B, H, T_dec, T_dec), causal
+    cross_attentions: tuple | None = None      # per decoder layer (B, H, T_dec, T_enc)
+
+    @property
+    def logits(self) -> torch.Tensor:
+        return self.last_hidden_state
+
+
+class T5Model(nn.Module):
+    """Encoder–decoder without the head: returns the decoder's hidden states."""
+
+    def __init__(self, cfg: T5Config):
+        super().__init__()
+        self.config = cfg
+        self.shared = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.encoder = T5Stack(cfg, self.shared, is_decoder=False)
+        self.decoder = T5Stack(cfg, self.shared, is_decoder=True)
+
+    def _check(self, name: str, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        check_token_ids(name, ids, self.config.vocab_size)
+        if mask is None:
+            return torch.ones_like(ids)
+        if mask.shape != ids.shape:
+            raise ValueError(f"the attention mask for {name} must have shape {tuple(ids.shape)}, got {tuple(mask.shape)}")
+        return mask
+
+    def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None = None, decoder_attention_mask: torch.Tensor | None = None,
+                output_attentions: bool = False) -> Seq2SeqOutput:
+        enc_mask = self._check("input_ids", input_ids, attention_mask)
+        dec_mask = self._check("decoder_input_ids", decoder_input_ids, decoder_attention_mask)
+        if decoder_input_ids.shape[0] != input_ids.shape[0]:
+            raise ValueError(f"input_ids and decoder_input_ids need the same batch size, got "
+                             f"{input_ids.shape[0]} and {decoder_input_ids.shape[0]}")
+        memory, enc_w, _ = self.encoder(input_ids, enc_mask, need_weights=output_attentions)
+        h, dec_w, cross_w = self.decoder(decoder_input_ids, dec_mask, memory, enc_mask, output_attentions)
+        if not output_attentions:
+            return Seq2SeqOutput(h, memory)
+        return Seq2SeqOutput(h, memory, enc_w, dec_w, cross_w)
+
+
+class T5ForConditionalGeneration(T5Model):
+    """T5 with the tied LM head: ``logits = (h · d_model^-0.5) Eᵀ``."""
+
+    def forward(self, input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None,
+                output_attentions=False) -> Seq2SeqOutput:
+        out = super().forward(input_ids, decoder_input_ids, attention_mask, decoder_attention_mask, output_attentions)
+        h = out.last_hidden_state
+        if self.config.scale_decoder_outputs:
+            h = h * self.config.d_model ** -0.5
+        out.last_hidden_state = h @ self.shared.weight.T  # (B, T_dec, V)
+        return out
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, attention_mask=None) -> torch.Tensor:
+        """Greedy decoding from ``decoder_start_token_id`` (the encoder runs once per step here: no cache)."""
+        if max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+        out = torch.full((input_ids.shape[0], 1), self.config.decoder_start_token_id, device=input_ids.device)
+        for _ in range(max_new_tokens):
+            logits = self(input_ids, out, attention_mask).logits[:, -1]  # (B, V)
+            out = torch.cat([out, logits.argmax(-1, keepdim=True)], dim=1)
+        return out
+
+
+def shift_right(labels: torch.Tensor, decoder_start_token_id: int = 0, pad_token_id: int = 0) -> torch.Tensor:
+    """Teacher forcing: decoder input = [start] + labels[:-1] (−100 ignored labels become padding)."""
+    out = torch.full_like(labels, decoder_start_token_id)
+    out[:, 1:] = labels[:, :-1]
+    return out.masked_fill(out == -100, pad_token_id)
+
+
+def load_hf_state_dict(model: T5Model, state_dict: dict[str, torch.Tensor]) -> T5Model:
+    """Load HF T5 weights: names are identical; the tied copies :data:`HF_TIED` must equal ``shared``."""
+    shared = state_dict["shared.weight"]
+    for name in HF_TIED:
+        if name in state_dict and not torch.equal(state_dict[name], shared):
+            raise ValueError(f"{name} differs from shared.weight: this T5 needs tied embeddings and head")
+    model.load_state_dict({k: v for k, v in state_dict.items() if k not in HF_TIED}, strict=True)
+    return model
