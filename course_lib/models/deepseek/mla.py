@@ -204,15 +204,19 @@ class MultiHeadLatentAttention(nn.Module):
 
     def _naive(self, q_nope, q_pe, c_kv, k_pe, cache, mask):
         """Expand per-head K = [W^UK c; k^R] and V = W^UV c, cache them, attend as in MHA."""
+        k, v = self.expand_latent(c_kv, k_pe)
+        if cache is not None:
+            k, v = cache.update(k, v)  # (B, H, T_k, ·)
+        q = torch.cat([q_nope, q_pe], dim=-1)  # (B, H, T, d_nope + d_R)
+        return scaled_dot_product_attention(q, k, v, mask=mask, scale=self.config.softmax_scale)  # (B, H, T, d_v)
+
+    def expand_latent(self, c_kv: torch.Tensor, k_pe: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-head K = [W^UK c^KV; k^R] and V = W^UV c^KV from ``c_kv`` ``(B, T, d_c)`` and ``k_pe`` ``(B, 1, T, d_R)``."""
         c = self.config
         bsz, t = c_kv.shape[:2]
         kv = self.kv_b_proj(c_kv).view(bsz, t, c.num_heads, c.qk_nope_head_dim + c.v_head_dim).transpose(1, 2)
         k_nope, v = kv.split([c.qk_nope_head_dim, c.v_head_dim], dim=-1)  # (B, H, T, d_nope), (B, H, T, d_v)
-        k = torch.cat([k_nope, k_pe.expand(-1, c.num_heads, -1, -1)], dim=-1)  # (B, H, T, d_nope + d_R)
-        if cache is not None:
-            k, v = cache.update(k, v)  # (B, H, T_k, ·)
-        q = torch.cat([q_nope, q_pe], dim=-1)  # (B, H, T, d_nope + d_R)
-        return scaled_dot_product_attention(q, k, v, mask=mask, scale=c.softmax_scale)  # (B, H, T, d_v)
+        return torch.cat([k_nope, k_pe.expand(-1, c.num_heads, -1, -1)], dim=-1), v  # (B, H, T, d_nope + d_R)
 
     def _absorbed(self, q_nope, q_pe, c_kv, k_pe, cache, mask):
         """Cache [c^KV; k^R] only; q^C W^UK acts on the latent directly, W^UV is applied after attention."""
@@ -220,7 +224,9 @@ class MultiHeadLatentAttention(nn.Module):
         bsz, h, t, _ = q_nope.shape
         w_kv_b = self.kv_b_proj.weight.view(h, c.qk_nope_head_dim + c.v_head_dim, c.kv_lora_rank)
         w_uk, w_uv = w_kv_b.split([c.qk_nope_head_dim, c.v_head_dim], dim=1)  # (H, d_nope, d_c), (H, d_v, d_c)
-        q_latent = torch.einsum("bhtn,hnc->bhtc", q_nope, w_uk)  # (B, H, T, d_c)
+        # one batched matmul per head over all B·T query rows (einsum would copy the weights to permute them)
+        q_rows = q_nope.transpose(0, 1).reshape(h, bsz * t, c.qk_nope_head_dim)  # (H, B·T, d_nope)
+        q_latent = (q_rows @ w_uk).view(h, bsz, t, c.kv_lora_rank).transpose(0, 1)  # (B, H, T, d_c)
         latent = torch.cat([c_kv, k_pe[:, 0]], dim=-1)  # (B, T, d_c + d_R)
         if cache is not None:
             (latent,) = cache.update(latent)  # (B, T_k, d_c + d_R)
@@ -230,8 +236,8 @@ class MultiHeadLatentAttention(nn.Module):
         k = latent[:, None]  # (B, 1, T_k, d_c + d_R)
         v = latent[:, None, :, : c.kv_lora_rank]  # (B, 1, T_k, d_c)
         out, weights = scaled_dot_product_attention(q, k, v, mask=mask.repeat(h, 1), scale=c.softmax_scale)
-        out = out.view(bsz, h, t, c.kv_lora_rank)  # (B, H, T, d_c)
-        out = torch.einsum("bhtc,hvc->bhtv", out, w_uv)  # (B, H, T, d_v)
+        out = out.view(bsz, h, t, c.kv_lora_rank).transpose(0, 1).reshape(h, bsz * t, c.kv_lora_rank)  # (H, B·T, d_c)
+        out = (out @ w_uv.transpose(1, 2)).view(h, bsz, t, c.v_head_dim).transpose(0, 1)  # (B, H, T, d_v)
         return out, weights.view(bsz, h, t, t_k)
 
 
