@@ -1,0 +1,282 @@
+"""LLaMA, a decoder-only Transformer, sized and named so SmolLM2-135M-Instruct loads directly.
+
+Touvron et al. 2023, LLaMA §2.2: pre-normalisation with RMSNorm, SwiGLU feed-forward, rotary
+position embedding (RoPE); LLaMA 2 §2.2 / Ainslie et al. 2023: grouped-query attention (GQA),
+where ``n_kv_heads < n_heads`` and each key/value head serves ``n_heads / n_kv_heads`` queries.
+One block, with h the residual stream:
+
+    h = h + Attention(RMSNorm(h))         # Wo · softmax(RoPE(Wq x) RoPE(Wk x)ᵀ / √d + M) · Wv x
+    h = h + SwiGLU(RMSNorm(h))            # W2 (silu(W1 x) ⊙ W3 x)
+
+Reference: ``transformers/models/llama/modeling_llama.py``. Parameter names are HF's
+(:data:`HF_TO_OURS` is the identity), so ``course_lib.weights.smollm2_state_dict()`` loads with
+``load_state_dict`` as is. Output embeddings are tied to the input embeddings (no ``lm_head``
+parameter when ``tie_word_embeddings``), as in SmolLM2.
+
+Two attention paths give the same numbers (tested): ``output_attentions=True`` uses the
+from-scratch :func:`course_lib.attention.scaled_dot_product_attention` and returns the weights;
+otherwise ``torch.nn.functional.scaled_dot_product_attention`` (a fused kernel) is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.attention import causal_mask, scaled_dot_product_attention
+from course_lib.layers import RMSNorm, SwiGLU, apply_rope, rope_cos_sin, rope_inv_freq
+
+HF_TO_OURS = {  # HF LlamaForCausalLM name -> ours: the same names ("{i}" is the layer)
+    "model.embed_tokens.weight": "model.embed_tokens.weight",
+    "model.layers.{i}.input_layernorm.weight": "model.layers.{i}.input_layernorm.weight",
+    "model.layers.{i}.self_attn.q_proj.weight": "model.layers.{i}.self_attn.q_proj.weight",
+    "model.layers.{i}.self_attn.k_proj.weight": "model.layers.{i}.self_attn.k_proj.weight",
+    "model.layers.{i}.self_attn.v_proj.weight": "model.layers.{i}.self_attn.v_proj.weight",
+    "model.layers.{i}.self_attn.o_proj.weight": "model.layers.{i}.self_attn.o_proj.weight",
+    "model.layers.{i}.post_attention_layernorm.weight": "model.layers.{i}.post_attention_layernorm.weight",
+    "model.layers.{i}.mlp.gate_proj.weight": "model.layers.{i}.mlp.gate_proj.weight",
+    "model.layers.{i}.mlp.up_proj.weight": "model.layers.{i}.mlp.up_proj.weight",
+    "model.layers.{i}.mlp.down_proj.weight": "model.layers.{i}.mlp.down_proj.weight",
+    "model.norm.weight": "model.norm.weight",
+    "lm_head.weight": "lm_head.weight",  # only when embeddings are not tied
+}
+
+
+@dataclass
+class LlamaConfig:
+    vocab_size: int = 49152               # tokens in the vocabulary
+    hidden_size: int = 576                # d_model, width of the residual stream
+    intermediate_size: int = 1536         # SwiGLU hidden width
+    num_hidden_layers: int = 30           # decoder blocks
+    num_attention_heads: int = 9          # query heads
+    num_key_value_heads: int = 3          # key/value heads (GQA groups); = heads for MHA, 1 for MQA
+    head_dim: int = 64                    # channels per head
+    max_position_embeddings: int = 8192   # longest sequence (context window)
+    rope_theta: float = 100000.0          # RoPE base θ
+    rms_norm_eps: float = 1e-5            # ε inside RMSNorm
+    tie_word_embeddings: bool = True      # output projection shares the embedding matrix
+    bos_token_id: int = 1                 # <|im_start|> in SmolLM2
+    eos_token_id: int = 2                 # <|im_end|> in SmolLM2
+
+    def __post_init__(self):
+        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                     "num_attention_heads", "num_key_value_heads", "head_dim", "max_position_embeddings"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"LlamaConfig.{name} must be a positive int, got {value!r}")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                             f"num_key_value_heads ({self.num_key_value_heads})")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim must be even for RoPE, got {self.head_dim}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> LlamaConfig:
+        """Build from HF-style fields (e.g. ``course_lib.weights.smollm2_config()``); others are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    @classmethod
+    def smollm2(cls) -> LlamaConfig:
+        from course_lib import weights
+
+        return cls.from_dict(weights.smollm2_config())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class KVCache:
+    """Preallocated key/value cache: per layer ``(B, n_kv_heads, max_len, head_dim)`` tensors.
+
+    Decoding writes the new keys and values in place at ``length`` instead of concatenating,
+    so a step costs no reallocation. The model calls :meth:`advance` after its last layer.
+    """
+
+    def __init__(self, config: LlamaConfig, batch_size: int, max_len: int,
+                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"):
+        if batch_size <= 0 or max_len <= 0:
+            raise ValueError(f"batch_size and max_len must be positive, got {batch_size} and {max_len}")
+        if max_len > config.max_position_embeddings:
+            raise ValueError(f"max_len {max_len} exceeds the context window {config.max_position_embeddings}")
+        shape = (config.num_hidden_layers, batch_size, config.num_key_value_heads, max_len, config.head_dim)
+        self.keys = torch.zeros(shape, dtype=dtype, device=device)    # (L, B, H_kv, max_len, d)
+        self.values = torch.zeros(shape, dtype=dtype, device=device)  # (L, B, H_kv, max_len, d)
+        self.batch_size, self.max_len, self.length = batch_size, max_len, 0
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``k``/``v`` ``(B, H_kv, T, d)`` after the cached ones; return all ``(B, H_kv, length+T, d)``."""
+        end = self.length + k.shape[2]
+        self.keys[layer, :, :, self.length:end] = k
+        self.values[layer, :, :, self.length:end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+    def advance(self, n: int) -> None:
+        self.length += n
+
+    def nbytes(self) -> int:
+        return self.keys.nbytes + self.values.nbytes
+
+
+class LlamaAttention(nn.Module):
+    """Grouped-query self-attention with RoPE on q and k."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = (config.num_attention_heads, config.num_key_value_heads,
+                                                        config.head_dim)
+        self.q_proj = nn.Linear(config.hidden_size, self.n_heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(config.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(config.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(self.n_heads * self.head_dim, config.hidden_size, bias=False)
+
+    def forward(self, x, cos, sin, mask=None, cache: KVCache | None = None, layer: int = 0,
+                output_attentions: bool = False):
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, d)
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, H_kv, T_k, d)
+        if output_attentions:
+            group = self.n_heads // self.n_kv_heads  # query heads per kv head (repeat_kv in HF)
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, T_k, d)
+            if mask is None:
+                mask = causal_mask(T, k.shape[2], device=x.device)
+            out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
+        else:
+            is_causal = mask is None and T > 1 and k.shape[2] == T
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                                 enable_gqa=self.n_kv_heads != self.n_heads)
+            weights = None
+        out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, H·d)
+        return self.o_proj(out), weights
+
+
+class LlamaDecoderLayer(nn.Module):
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.self_attn = LlamaAttention(config)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.mlp = SwiGLU(config.hidden_size, config.intermediate_size)
+
+    def forward(self, h, cos, sin, mask=None, cache=None, layer=0, output_attentions=False):
+        attn, weights = self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, layer, output_attentions)
+        h = h + attn
+        h = h + self.mlp(self.post_attention_layernorm(h))
+        return h, weights
+
+
+class LlamaModel(nn.Module):
+    """Embeddings, the decoder blocks and the final RMSNorm (HF ``LlamaModel``)."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(LlamaDecoderLayer(config) for _ in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+
+@dataclass
+class CausalLMOutput:
+    logits: torch.Tensor                            # (B, T, vocab)
+    attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T_q, T_k) when asked for
+    cache: KVCache | None = None                    # the cache passed in, now holding T more positions
+
+
+class LlamaForCausalLM(nn.Module):
+    """LLaMA with a language-model head: token ids ``(B, T)`` -> next-token logits ``(B, T, V)``."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.config = config
+        self.model = LlamaModel(config)
+        self.lm_head = None if config.tie_word_embeddings else nn.Linear(config.hidden_size, config.vocab_size,
+                                                                         bias=False)
+        self.register_buffer("inv_freq", rope_inv_freq(config.head_dim, config.rope_theta), persistent=False)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)  # HF initializer_range
+
+    @classmethod
+    def from_smollm2(cls) -> LlamaForCausalLM:
+        """SmolLM2-135M-Instruct with the real (dequantized Q4_1, fp32) weights, in eval mode."""
+        from course_lib import weights
+
+        model = cls(LlamaConfig.smollm2())
+        model.load_state_dict(weights.smollm2_state_dict())
+        return model.eval()
+
+    def output_embeddings(self) -> torch.Tensor:
+        return self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+
+    def new_cache(self, batch_size: int, max_len: int) -> KVCache:
+        """An empty :class:`KVCache` on this model's device and dtype."""
+        weight = self.model.embed_tokens.weight
+        return KVCache(self.config, batch_size, max_len, dtype=weight.dtype, device=weight.device)
+
+    def _check_inputs(self, input_ids, attention_mask, cache):
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.long, torch.int):
+            raise TypeError("input_ids must be an integer torch.Tensor of shape (B, T)")
+        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
+            raise ValueError(f"input_ids must have shape (B, T) with T >= 1, got {tuple(input_ids.shape)}")
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        if lo < 0 or hi >= self.config.vocab_size:
+            raise ValueError(f"input_ids must be in [0, {self.config.vocab_size}), got values in [{lo}, {hi}]")
+        past = 0 if cache is None else cache.length
+        total = past + input_ids.shape[1]
+        if total > self.config.max_position_embeddings:
+            raise ValueError(f"sequence of {total} tokens exceeds the context window of "
+                             f"{self.config.max_position_embeddings} (max_position_embeddings)")
+        if cache is not None and (total > cache.max_len or cache.batch_size != input_ids.shape[0]):
+            raise ValueError(f"cache for batch {cache.batch_size} × {cache.max_len} positions cannot take "
+                             f"{input_ids.shape[0]} × {total}")
+        if attention_mask is not None and tuple(attention_mask.shape) != (input_ids.shape[0], total):
+            raise ValueError(f"attention_mask must have shape (B, past + T) = {(input_ids.shape[0], total)}, "
+                             f"got {tuple(attention_mask.shape)}")
+        return past
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                cache: KVCache | None = None, output_attentions: bool = False) -> CausalLMOutput:
+        """Logits for every position.
+
+        ``attention_mask`` ``(B, past + T)``, 1 for real tokens and 0 for (left) padding, covers the
+        cached positions too; positions then count real tokens only (as HF ``generate`` does).
+        ``cache`` (from :meth:`new_cache`) holds earlier keys/values and is extended in place.
+        """
+        past = self._check_inputs(input_ids, attention_mask, cache)
+        B, T = input_ids.shape
+        mask = None
+        if attention_mask is None:
+            positions = torch.arange(past, past + T, device=input_ids.device)  # (T,)
+            cos, sin = rope_cos_sin(positions, self.inv_freq)  # (T, d)
+            if T > 1 and past > 0:
+                mask = causal_mask(T, past + T, device=input_ids.device)
+        else:
+            keep = attention_mask.bool()
+            positions = (keep.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # (B, T)
+            cos, sin = rope_cos_sin(positions.reshape(-1), self.inv_freq)
+            cos, sin = cos.view(B, 1, T, -1), sin.view(B, 1, T, -1)  # (B, 1, T, d)
+            mask = causal_mask(T, past + T, device=input_ids.device) & keep[:, None, None, :]  # (B, 1, T, T_k)
+            diagonal = torch.arange(T, device=input_ids.device)[:, None] + past == torch.arange(
+                past + T, device=input_ids.device)  # (T, T_k): each query's own position
+            mask = mask | diagonal  # a left-pad query sees itself, so no row is fully masked (no NaN)
+        h = self.model.embed_tokens(input_ids)  # (B, T, D)
+        attentions = []
+        for i, layer in enumerate(self.model.layers):
+            h, weights = layer(h, cos, sin, mask, cache, i, output_attentions)
+            if output_attentions:
+                attentions.append(weights)
+        if cache is not None:
+            cache.advance(T)
+        h = self.model.norm(h)
+        logits = F.linear(h, self.output_embeddings())  # (B, T, V)
+        return CausalLMOutput(logits, tuple(attentions) if output_attentions else None, cache)
