@@ -239,6 +239,16 @@ def test_model_view_tiles_and_click_opens_the_head():
     assert_same_map(z_matrix(w.heatmap.data[0].z), atts[2][0, 1], causal=True)
 
 
+def test_select_redraws_once_and_the_title_is_escaped(monkeypatch):
+    w = attention_widget(random_attentions(), tokens(T), title="<b>x</b> & y")
+    assert "&lt;b&gt;x&lt;/b&gt; &amp; y" in w.children[0].value
+    calls = []
+    original = w._static
+    monkeypatch.setattr(w, "_static", lambda *args: calls.append(args) or original(*args))
+    w.select(layer=2, head=1, average=False)
+    assert calls == [("self", 2, 1)]
+
+
 def test_widget_rejects_bad_selection_and_options():
     w = attention_widget(random_attentions(), tokens(T))
     with pytest.raises(ValueError, match=r"layer must be an int in \[0, 4\)"):
@@ -249,6 +259,10 @@ def test_widget_rejects_bad_selection_and_options():
         attention_widget(random_attentions(), tokens(T), grid_cells=0)
     with pytest.raises(ValueError, match="max_ticks must be an int >= 2"):
         attention_widget(random_attentions(), tokens(T), max_ticks=1)
+    with pytest.raises(TypeError, match="title must be a string or None"):
+        attention_widget(random_attentions(), tokens(T), title=3)
+    with pytest.raises(ValueError, match=r"batch_index must be an int in \[0, 2\)"):
+        attention_widget(random_attentions(), tokens(T), batch_index=-1)
 
 
 def test_long_inputs_thin_labels_and_pool_the_model_view():
@@ -343,5 +357,9 @@ def test_show_attention_on_transformers_models():
     w.select(kind="cross", layer=2, head=1)
     assert_same_map(w.current_matrix(), out.cross_attentions[2][0, 1], causal=False)
     assert w.current.query_tokens == tokens(3, "tgt") and w.current.key_tokens == tokens(5, "src")
+    sdpa = BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                                intermediate_size=32, attn_implementation="sdpa"), add_pooling_layer=False).eval()
+    with pytest.raises(ValueError, match="holds no attention weights .* attn_implementation='eager'"):
+        show_attention(sdpa, ids, tokens=tokens(6))
     with pytest.raises(ValueError, match="needs tokens= .* and key_tokens="):
         show_attention(t5, input_ids=src, decoder_input_ids=tgt, tokens=tokens(3))

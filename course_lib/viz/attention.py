@@ -30,6 +30,7 @@ is fetched from the internet. Data preparation and validation live in
 from __future__ import annotations
 
 import base64
+import html
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -168,7 +169,10 @@ class AttentionWidget(widgets.VBox):
             raise ValueError(f"grid_cells must be a positive int, got {grid_cells!r}")
         if not isinstance(max_ticks, int) or max_ticks < 2:
             raise ValueError(f"max_ticks must be an int >= 2, got {max_ticks!r}")
+        if title is not None and not isinstance(title, str):
+            raise TypeError(f"title must be a string or None, got {type(title).__name__}")
         self.maps, self.grid_cells, self.max_ticks, self.png_dir = maps, grid_cells, max_ticks, Path(png_dir)
+        self._quiet = False  # True while select() changes several controls
         first = maps[maps.names[0]]
         self.kind = widgets.Dropdown(options=maps.names, value=maps.names[0], description="类型 kind")
         self.kind.layout.display = None if len(maps.names) > 1 else "none"
@@ -185,7 +189,7 @@ class AttentionWidget(widgets.VBox):
                                                                                 self.status]), self.heatmap]),
             widgets.VBox([self.grid]),
         ], titles=("单头 head view", "全模型 model view"))
-        header = widgets.HTML(f"<b>{title}</b> &nbsp; <small>{MASKED_NOTE}</small>" if title
+        header = widgets.HTML(f"<b>{html.escape(title)}</b> &nbsp; <small>{MASKED_NOTE}</small>" if title
                               else f"<small>{MASKED_NOTE}</small>")
         super().__init__([header, self.kind, self.tabs])
         for control in (self.layer, self.head, self.average):
@@ -210,20 +214,24 @@ class AttentionWidget(widgets.VBox):
     def select(self, layer: int | None = None, head: int | None = None, kind: str | None = None,
                average: bool | None = None) -> AttentionWidget:
         """Set the head view's kind / layer / head / mean-of-heads, as the controls would (returns self)."""
-        if kind is not None:
-            self.maps[kind]  # raises ValueError naming the kinds
-            self.kind.value = kind
-        maps = self.current
-        if layer is not None:
-            if not isinstance(layer, (int, np.integer)) or not 0 <= layer < maps.num_layers:
-                raise ValueError(f"layer must be an int in [0, {maps.num_layers}), got {layer!r}")
-            self.layer.value = int(layer)
-        if head is not None:
-            if not isinstance(head, (int, np.integer)) or not 0 <= head < maps.num_heads:
-                raise ValueError(f"head must be an int in [0, {maps.num_heads}), got {head!r}")
-            self.head.value = int(head)
-        if average is not None:
-            self.average.value = bool(average)
+        maps = self.current if kind is None else self.maps[kind]  # raises ValueError naming the kinds
+        if layer is not None and (not isinstance(layer, (int, np.integer)) or not 0 <= layer < maps.num_layers):
+            raise ValueError(f"layer must be an int in [0, {maps.num_layers}), got {layer!r}")
+        if head is not None and (not isinstance(head, (int, np.integer)) or not 0 <= head < maps.num_heads):
+            raise ValueError(f"head must be an int in [0, {maps.num_heads}), got {head!r}")
+        self._quiet = True  # one redraw for the whole change, not one per control
+        try:
+            if kind is not None:
+                self.kind.value = kind
+            if layer is not None:
+                self.layer.value = int(layer)
+            if head is not None:
+                self.head.value = int(head)
+            if average is not None:
+                self.average.value = bool(average)
+        finally:
+            self._quiet = False
+        self._redraw()
         return self
 
     def open_from_grid(self, layer: int, head: int) -> None:
@@ -251,6 +259,8 @@ class AttentionWidget(widgets.VBox):
 
     # callbacks -------------------------------------------------------------------------------
     def _redraw(self, _change=None) -> None:
+        if self._quiet:
+            return
         kind_name, layer, head = self.selection()
         self.head.disabled = head is None
         fresh = self._static(kind_name, layer, head)
@@ -264,10 +274,13 @@ class AttentionWidget(widgets.VBox):
 
     def _change_kind(self, _change) -> None:
         maps = self.current
-        with self.layer.hold_trait_notifications(), self.head.hold_trait_notifications():
-            self.layer.value, self.head.value = min(self.layer.value, maps.num_layers - 1), \
-                min(self.head.value, maps.num_heads - 1)
+        quiet, self._quiet = self._quiet, True
+        try:  # clip the values first (they stay within the old range), then set the new range
+            self.layer.value = min(self.layer.value, maps.num_layers - 1)
+            self.head.value = min(self.head.value, maps.num_heads - 1)
             self.layer.max, self.head.max = maps.num_layers - 1, maps.num_heads - 1
+        finally:
+            self._quiet = quiet
         self._redraw()
         fresh = _grid_figure(maps, self.grid_cells)
         with self.grid.batch_update():

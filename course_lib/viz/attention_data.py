@@ -118,7 +118,7 @@ def stack_layers(attentions, batch_index: int = 0, name: str = "attentions") -> 
             raise ValueError(f"{name}[{i}] has shape {tuple(array.shape)} but {name}[0] has {tuple(layers[0].shape)}")
         layers.append(array)
     batch = layers[0].shape[0]
-    if not isinstance(batch_index, (int, np.integer)) or not -batch <= batch_index < batch:
+    if not isinstance(batch_index, (int, np.integer)) or not 0 <= batch_index < batch:
         raise ValueError(f"batch_index must be an int in [0, {batch}), got {batch_index!r}")
     return np.stack([layer[batch_index] for layer in layers])  # (L, H, T_q, T_k)
 
@@ -251,7 +251,11 @@ def from_model_output(output, tokens, key_tokens=None) -> dict | tuple:
         return kinds
     attentions = field("attentions")
     if attentions is None:
+        present = hasattr(output, "attentions") or (isinstance(output, Mapping) and "attentions" in output)
         raise ValueError(
+            f"the model output ({type(output).__name__}) holds no attention weights (attentions is empty): "
+            "transformers models return them only with attn_implementation='eager' (SDPA/flash kernels do not)"
+            if present else
             f"the model output ({type(output).__name__}) has no attention maps: expected an `attentions` field "
             "(or encoder_attentions/decoder_attentions/cross_attentions); does forward() accept "
             "output_attentions=True?"
