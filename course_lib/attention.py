@@ -8,6 +8,10 @@ Masks follow one convention across the course: a **boolean mask is True where at
 allowed** (like ``F.scaled_dot_product_attention``); a float mask is added to the scores
 (0 = keep, -inf = block). Shapes: ``q`` is ``(..., T_q, d_k)``, ``k`` is ``(..., T_k, d_k)``,
 ``v`` is ``(..., T_k, d_v)``, masks broadcast to ``(..., T_q, T_k)``.
+
+Also here: :class:`MultiHeadAttention` (§3.2.2, self and cross; loads ``torch.nn.MultiheadAttention``
+weights through :data:`TORCH_MHA_NAMES`) and :func:`blockwise_attention`, the online-softmax form
+that never materialises the ``(T_q, T_k)`` matrix (the FlashAttention idea).
 """
 
 from __future__ import annotations

@@ -170,3 +170,29 @@ def test_bad_input():
         seq2seq.beam_search(ours, SRC, max_len=4, beam_size=0)
     with pytest.raises(ValueError, match="min_len <= max_len"):
         seq2seq.ReversalTask(min_len=5, max_len=3)
+
+
+def test_reversal_small_config_reaches_95_percent_exact_match():
+    """The chapter's small run (fixed seed): >= 95 % exact match on held-out strings."""
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(seq2seq.VOCAB_SIZE, seq2seq.VOCAB_SIZE, max_len=64, **seq2seq.SMALL_MODEL))
+    task = seq2seq.ReversalTask(**seq2seq.SMALL_TASK)
+    seq2seq.fit_reversal(model, task, seed=0, **{**seq2seq.SMALL_TRAINING, "eval_every": 0})
+    held_src, held_tgt = task.sample(512, torch.Generator().manual_seed(123), held_out=True)
+    assert seq2seq.exact_match(model, held_src, held_tgt) >= 0.95
+    assert seq2seq.exact_match(model, held_src[:64], held_tgt[:64], beam_size=3) >= 0.9
+
+
+def test_class_hierarchy_figure_follows_the_code(tmp_path):
+    from course_lib.viz import transformer_figures
+
+    cfg = TransformerConfig(5, 5, d_model=8, num_heads=2, num_encoder_layers=3, num_decoder_layers=2, d_ff=8)
+    edges, leaves = transformer_figures.class_hierarchy(Transformer(cfg))
+    assert ("encoder", "Encoder") in edges["Transformer"] and ("decoder", "Decoder") in edges["Transformer"]
+    assert edges["Encoder"] == [("layers ×3", "EncoderLayer")]
+    assert edges["Decoder"] == [("layers ×2", "DecoderLayer")]
+    assert ("self_attn, cross_attn", "MultiHeadAttention") in edges["DecoderLayer"]
+    assert ("calls", "scaled_dot_product_attention()") in edges["MultiHeadAttention"]
+    assert leaves["DecoderLayer"] == ["Dropout", "LayerNorm ×3"]
+    for name, draw in transformer_figures.FIGURES.items():
+        assert draw(tmp_path / name).stat().st_size > 10_000
