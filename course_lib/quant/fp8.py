@@ -107,7 +107,15 @@ def round_to_bits(x: torch.Tensor, mantissa_bits: int, min_exponent: int | None 
         raise ValueError(f"rounding must be 'nearest' or 'truncate', got {rounding!r}")
     if mantissa_bits < 0:
         raise ValueError(f"mantissa_bits must be >= 0, got {mantissa_bits}")
-    magnitude = x.abs().double()  # fp64: 2^(m - E) must not overflow for tiny fp32 inputs
+    if x.dtype == torch.float32 and min_exponent is not None and min_exponent - mantissa_bits >= -126:
+        # Fast path (every FP8 format): read E from the float32 bits; the quantum 2^(E-m) is a normal float32.
+        magnitude = x.abs()
+        exponent = ((magnitude.view(torch.int32) >> 23) - 127).clamp_min(min_exponent)  # E = floor(log2|x|)
+        quantum = ((exponent - mantissa_bits + 127) << 23).view(torch.float32)  # 2^(E - m), built from bits
+        steps = magnitude / quantum  # exact: division by a power of two
+        steps = torch.round(steps) if rounding == "nearest" else torch.trunc(steps)
+        return torch.copysign(steps * quantum, x)  # copysign keeps the sign of zeros too
+    magnitude = x.abs().double()  # general path in fp64: 2^(m - E) must not overflow for tiny inputs
     _, exponent = torch.frexp(magnitude)  # |x| = f · 2^exponent with f in [0.5, 1)
     exponent = exponent - 1  # E with |x| in [2^E, 2^(E+1))
     if min_exponent is not None:
@@ -115,7 +123,7 @@ def round_to_bits(x: torch.Tensor, mantissa_bits: int, min_exponent: int | None 
     steps = torch.ldexp(magnitude, (mantissa_bits - exponent).to(magnitude.dtype))  # |x| / quantum, exact
     steps = torch.round(steps) if rounding == "nearest" else torch.trunc(steps)
     rounded = torch.ldexp(steps, (exponent - mantissa_bits).to(magnitude.dtype))
-    return torch.copysign(rounded.to(x.dtype), x)  # keeps the sign of zeros too
+    return torch.copysign(rounded.to(x.dtype), x)
 
 
 def round_to_format(x: torch.Tensor, fmt: FloatFormat) -> torch.Tensor:
