@@ -127,6 +127,11 @@ def test_bad_input_raises():
         attn(torch.randn(1, 2, 32), mode="fast")
     with pytest.raises(TypeError, match="cache must be a KVCache"):
         attn(torch.randn(1, 2, 32), cache={})
+    cache = KVCache()
+    with torch.no_grad():
+        attn(torch.randn(1, 2, 32), cache, "naive")
+        with pytest.raises(ValueError, match="was it filled in the other mode"):
+            attn(torch.randn(1, 1, 32), cache, "absorbed")
     with pytest.raises(ValueError, match="kind must be one of"):
         kv_cache_elements_per_token("MLB", 1, 1, 1)
     with pytest.raises(ValueError, match="GQA needs num_kv_groups dividing num_heads=8"):

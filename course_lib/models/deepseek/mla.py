@@ -113,6 +113,10 @@ class KVCache:
 
     def update(self, *new: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """Append the new ``(..., t, d)`` tensors and return views of everything cached, ``(..., T, d)``."""
+        if self.buffers is not None and (len(new) != len(self.buffers) or any(
+                x.shape[:-2] != b.shape[:-2] or x.shape[-1] != b.shape[-1] for x, b in zip(new, self.buffers))):
+            raise ValueError(f"this cache holds {[tuple(b.shape) for b in self.buffers]} (T on dim -2) and cannot take "
+                             f"{[tuple(x.shape) for x in new]}; was it filled in the other mode?")
         t = new[0].shape[-2]
         if self.buffers is None or self.length + t > self.buffers[0].shape[-2]:
             capacity = max(2 * self.length, self.length + t, 16)

@@ -69,7 +69,9 @@ class DeepSeekConfig:
                              f"got {self.first_k_dense_replace}")
         if self.num_nextn_predict_layers < 0:
             raise ValueError(f"num_nextn_predict_layers must be >= 0, got {self.num_nextn_predict_layers}")
-        self.mla(), self.moe()  # validate the sub-configurations now, with their messages
+        # build the sub-configurations once so their checks run now, with their messages
+        self.mla()
+        self.moe()
 
     def mla(self) -> MLAConfig:
         return MLAConfig(self.hidden_size, self.num_attention_heads, self.kv_lora_rank, self.qk_nope_head_dim,
