@@ -196,6 +196,8 @@ def test_mean_of_heads_and_hover_labels():
     assert w.selection() == ("self", 2, None) and w.head.disabled
     assert list(w.heatmap.data[0].y) == ["0·a", "1·b", "2·a", "3·c", "4·d", "5·e"]
     assert "query %{y}" in w.heatmap.data[0].hovertemplate and "weight %{z" in w.heatmap.data[0].hovertemplate
+    long_token = attention_widget(atts, ["a", "b", "a", "c", "d", "supercalifragilistic"])
+    assert list(long_token.heatmap.layout.xaxis.ticktext) == ["a", "b", "a", "c", "d", "supercalifr…"]
 
 
 def encoder_decoder_maps():

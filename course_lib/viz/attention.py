@@ -109,13 +109,19 @@ def _head_figure(kind: AttentionKind, kind_name: str, layer: int, head: int | No
     return fig
 
 
+def _tick_text(label: str, width: int = 12) -> str:
+    """The token part of an ``"i·token"`` label, cut to ``width`` characters (hover shows it whole)."""
+    token = label.split("·", 1)[1]
+    return token if len(token) <= width else token[:width - 1] + "…"
+
+
 def _set_ticks(fig, rows: list[str], cols: list[str], max_ticks: int) -> None:
     """At most ``max_ticks`` token labels per axis (long inputs stay readable); queries top to bottom."""
     ys, xs = tick_positions(len(rows), max_ticks), tick_positions(len(cols), max_ticks)
     fig.update_yaxes(autorange="reversed", title="query", tickmode="array",
-                     tickvals=[rows[i] for i in ys], ticktext=[rows[i].split("·", 1)[1] for i in ys])
+                     tickvals=[rows[i] for i in ys], ticktext=[_tick_text(rows[i]) for i in ys])
     fig.update_xaxes(title="key", tickangle=-60, tickmode="array", side="bottom",
-                     tickvals=[cols[i] for i in xs], ticktext=[cols[i].split("·", 1)[1] for i in xs])
+                     tickvals=[cols[i] for i in xs], ticktext=[_tick_text(cols[i]) for i in xs])
 
 
 def model_view_tiles(kind: AttentionKind, grid_cells: int) -> np.ndarray:
