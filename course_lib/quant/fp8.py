@@ -174,6 +174,17 @@ def _blocked(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
     return x2.reshape(*lead, r // rows, rows, c // cols, cols)
 
 
+def _scale_blocks(x: torch.Tensor, block_shape: tuple[int, int] | None,
+                  fmt: FloatFormat) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blocks of ``x`` divided by their scales and rounded to ``fmt``, and the scales (both blocked views)."""
+    _check_format(fmt)
+    rows, cols = _check_blocks(x, block_shape)
+    blocks = _blocked(x.float(), rows, cols)  # (..., R/rows, rows, C/cols, cols)
+    amax = blocks.abs().amax(dim=(-3, -1), keepdim=True).clamp_min(1e-12)  # (..., R/rows, 1, C/cols, 1)
+    scale = amax / fmt.max_value
+    return round_to_format(blocks / scale, fmt), scale
+
+
 def quantize(x: torch.Tensor, block_shape: tuple[int, int] | None = None,
              fmt: FloatFormat = E4M3) -> tuple[torch.Tensor, torch.Tensor]:
     """Quantize ``x`` to ``fmt`` with one scale per block; return ``(q, scale)``.
@@ -183,12 +194,8 @@ def quantize(x: torch.Tensor, block_shape: tuple[int, int] | None = None,
     dimensions, ``scale`` of shape ``(..., R/rows, C/cols)``. ``scale = amax / fmt.max_value`` (amax
     clamped to ≥ 1e-12 so an all-zero block gives q = 0, not NaN); ``q`` has dtype ``fmt.dtype``.
     """
-    _check_format(fmt)
-    rows, cols = _check_blocks(x, block_shape)
-    blocks = _blocked(x.float(), rows, cols)  # (..., R/rows, rows, C/cols, cols)
-    amax = blocks.abs().amax(dim=(-3, -1), keepdim=True).clamp_min(1e-12)  # (..., R/rows, 1, C/cols, 1)
-    scale = amax / fmt.max_value
-    q = round_to_format(blocks / scale, fmt).to(fmt.dtype).reshape(x.shape)
+    rounded, scale = _scale_blocks(x, block_shape, fmt)
+    q = rounded.to(fmt.dtype).reshape(x.shape)  # exact: the values are already representable
     scale = scale.squeeze(-1).squeeze(-2)  # (..., R/rows, C/cols)
     if block_shape is None:
         scale = scale.reshape(scale.shape[:-2])  # (...) — () for a matrix
@@ -218,9 +225,9 @@ def dequantize(q: torch.Tensor, scale: torch.Tensor, block_shape: tuple[int, int
 
 
 def fake_quantize(x: torch.Tensor, block_shape: tuple[int, int] | None = None, fmt: FloatFormat = E4M3) -> torch.Tensor:
-    """``dequantize(quantize(x))``: the fp32 values an FP8 kernel would actually compute with."""
-    q, scale = quantize(x, block_shape, fmt)
-    return dequantize(q, scale, block_shape)
+    """``dequantize(quantize(x))`` in one pass: the fp32 values an FP8 kernel would actually compute with."""
+    rounded, scale = _scale_blocks(x, block_shape, fmt)
+    return (rounded * scale).reshape(x.shape)
 
 
 def quantize_per_tensor(x: torch.Tensor, fmt: FloatFormat = E4M3) -> tuple[torch.Tensor, torch.Tensor]:

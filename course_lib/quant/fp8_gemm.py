@@ -40,7 +40,7 @@ def tensor_core_dot(a: torch.Tensor, b: torch.Tensor, accumulator_bits: int | No
     a, b = a.float(), b.float()
     if accumulator_bits is None:
         return a @ b.T  # (M, N)
-    acc = torch.zeros(a.shape[0], b.shape[0])  # (M, N)
+    acc = torch.zeros(a.shape[0], b.shape[0], device=a.device)  # (M, N)
     for k0 in range(0, a.shape[1], mma_k):
         step = a[:, k0:k0 + mma_k] @ b[:, k0:k0 + mma_k].T  # (M, N): one instruction's products
         acc = round_to_bits(acc + step, accumulator_bits, rounding=rounding)
@@ -87,7 +87,7 @@ def fp8_gemm(a: torch.Tensor, a_scale: torch.Tensor, b: torch.Tensor, b_scale: t
         if block != k and block != chunk:
             raise ValueError(f"{name} changes every {block} elements of K, so partial sums must be promoted "
                              f"(and scaled) every {block}; got promote_every={promote_every}")
-    out = torch.zeros(m, n)  # (M, N) FP32 accumulator on the CUDA cores
+    out = torch.zeros(m, n, device=a.device)  # (M, N) FP32 accumulator on the CUDA cores
     for c, k0 in enumerate(range(0, k, chunk)):
         partial = tensor_core_dot(a[:, k0:k0 + chunk], b[:, k0:k0 + chunk], accumulator_bits, mma_k)  # (M, N)
         out += partial * sa[:, c * chunk // block_a, None] * sb[None, :, c * chunk // block_b]
