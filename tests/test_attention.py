@@ -137,3 +137,24 @@ def test_bad_input():
         blockwise_attention(q.long(), k, v)
     with pytest.raises(ValueError, match="missing"):
         mha_state_from_torch({"in_proj_weight": torch.zeros(96, 32)})
+
+
+def test_peak_memory_counts_live_tensor_bytes():
+    from course_lib.profiling import peak_memory
+
+    x = torch.ones(1000)
+
+    def two_temporaries():
+        a = x * 2              # 4 kB
+        b = a.view(10, 100).t()  # a view: no new bytes
+        c = b + 1              # 4 kB, while a is alive -> 8 kB
+        del a, b
+        return c.sum()         # c alive + 4 bytes
+
+    result, peak = peak_memory(two_temporaries)
+    assert result.item() == 3000 and peak == 8000
+    _, naive = peak_memory(lambda: scaled_dot_product_attention(*_qkv(b=1, h=1, t_q=64, t_k=64, d=8, d_v=8))[0])
+    _, blocked = peak_memory(lambda: blockwise_attention(*_qkv(b=1, h=1, t_q=64, t_k=64, d=8, d_v=8), block_size=8))
+    assert blocked < naive
+    with pytest.raises(TypeError, match="callable"):
+        peak_memory(42)
