@@ -204,27 +204,25 @@ class ByteLevelBPE:
         return len(self.vocab)
 
     def bpe(self, word: str) -> list[str]:
-        """Apply the merges to one byte-level word, lowest rank first, until none applies."""
+        """Apply the merges to one byte-level word, lowest rank first (leftmost on ties), until none applies.
+
+        The rank of every adjacent pair is kept in a list; a merge only re-ranks its two new
+        neighbours, so each step is one C-level ``min`` instead of a rescan of all pairs.
+        """
         parts = list(word)
-        ranks = self.ranks
-        while len(parts) > 1:
-            best, best_rank = None, None
-            for i in range(len(parts) - 1):
-                r = ranks.get((parts[i], parts[i + 1]))
-                if r is not None and (best_rank is None or r < best_rank):
-                    best, best_rank = (parts[i], parts[i + 1]), r
-            if best is None:
+        get, inf = self.ranks.get, float("inf")
+        pair_ranks = [get(pair, inf) for pair in zip(parts, parts[1:])]  # rank of (parts[j], parts[j+1])
+        while pair_ranks:
+            rank = min(pair_ranks)
+            if rank == inf:
                 break
-            a, b = best
-            merged, i = [], 0
-            while i < len(parts):  # merge every occurrence of (a, b), left to right
-                if i + 1 < len(parts) and parts[i] == a and parts[i + 1] == b:
-                    merged.append(a + b)
-                    i += 2
-                else:
-                    merged.append(parts[i])
-                    i += 1
-            parts = merged
+            i = pair_ranks.index(rank)
+            parts[i:i + 2] = [parts[i] + parts[i + 1]]
+            del pair_ranks[i]
+            if i > 0:
+                pair_ranks[i - 1] = get((parts[i - 1], parts[i]), inf)
+            if i < len(pair_ranks):
+                pair_ranks[i] = get((parts[i], parts[i + 1]), inf)
         return parts
 
     def _encode_word(self, word: str) -> list[int]:
