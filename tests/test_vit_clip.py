@@ -132,12 +132,14 @@ def test_prefix_vlm_shapes_and_causality():
     assert not any(p.requires_grad for p in vlm.vision_model.parameters())  # frozen vision tower
     pixels = torch.rand(2, 3, 16, 16)
     ids = tok.encode_batch(["a small red ring", "a large blue cross"])  # (2, 6)
-    logits, attentions = vlm(pixels, ids, output_attentions=True)
-    assert logits.shape == (2, 6, tok.vocab_size) and attentions[0].shape == (2, 4, 22, 22)
+    out = vlm(pixels, ids, output_attentions=True)
+    logits = out.logits
+    assert logits.shape == (2, 6, tok.vocab_size) and out.attentions[0].shape == (2, 4, 22, 22)
+    assert vlm(pixels, ids).attentions is None
     changed = ids.clone()
     changed[:, 4] = 5
-    torch.testing.assert_close(vlm(pixels, changed)[:, :4], logits[:, :4])  # later tokens never leak back
-    assert not torch.allclose(vlm(torch.rand(2, 3, 16, 16), ids), logits)  # the image prefix is read
+    torch.testing.assert_close(vlm(pixels, changed).logits[:, :4], logits[:, :4])  # later tokens never leak back
+    assert not torch.allclose(vlm(torch.rand(2, 3, 16, 16), ids).logits, logits)  # the image prefix is read
     assert vlm.loss(pixels, ids).dim() == 0
     out = vlm.generate(pixels, tok.bos_id, max_new_tokens=4)
     assert out.shape == (2, 5) and (out[:, 0] == tok.bos_id).all()

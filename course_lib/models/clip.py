@@ -152,6 +152,12 @@ def retrieval_accuracy(image_embeds: torch.Tensor, text_embeds: torch.Tensor, la
     return (image_embeds @ text_embeds.T).argmax(dim=1).eq(labels).float().mean().item()
 
 
+@dataclass
+class VLMOutput:
+    logits: torch.Tensor                                # (B, T, V) at the text positions
+    attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, N + T, N + T) when asked for
+
+
 class Projector(nn.Module):
     """LLaVA-1.5 projector: Linear → GELU → Linear from vision width to the decoder's width."""
 
@@ -167,8 +173,8 @@ class Projector(nn.Module):
 class PrefixVLM(nn.Module):
     """A tiny LLaVA: vision tower → projector → image tokens as a prefix of a causal decoder.
 
-    ``forward(pixel_values, input_ids)`` → logits (B, T, V) at the text positions, where the decoder
-    saw ``[image tokens; input_ids]``. ``config.max_position_embeddings`` counts both parts.
+    ``forward(pixel_values, input_ids)`` → :class:`VLMOutput` with logits (B, T, V) at the text positions,
+    where the decoder saw ``[image tokens; input_ids]``. ``config.max_position_embeddings`` counts both parts.
     """
 
     def __init__(self, vision_model: ViT, config: TextConfig, freeze_vision: bool = True):
@@ -182,7 +188,8 @@ class PrefixVLM(nn.Module):
     def num_image_tokens(self) -> int:
         return self.vision_model.config.num_patches
 
-    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, output_attentions: bool = False):
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, output_attentions: bool = False
+                ) -> VLMOutput:
         lm = self.language_model
         lm.check_ids(input_ids, offset=self.num_image_tokens)
         patches = self.vision_model(pixel_values).last_hidden_state[:, 1:]  # (B, N, D_v): patch tokens, no [CLS]
@@ -192,11 +199,11 @@ class PrefixVLM(nn.Module):
         x = x + lm.position_embedding.weight[:length]
         x, attentions = run_blocks(lm.layers, x, causal_mask(length, device=x.device), output_attentions)
         logits = self.lm_head(lm.final_layer_norm(x[:, self.num_image_tokens:]))  # (B, T, V)
-        return (logits, attentions) if output_attentions else logits
+        return VLMOutput(logits, attentions)
 
     def loss(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, pad_token_id: int = 0) -> torch.Tensor:
         """Next-token cross-entropy on the caption (padding ignored)."""
-        logits = self(pixel_values, input_ids[:, :-1])  # (B, T-1, V)
+        logits = self(pixel_values, input_ids[:, :-1]).logits  # (B, T-1, V)
         target = input_ids[:, 1:].masked_fill(input_ids[:, 1:] == pad_token_id, -100)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
 
@@ -205,6 +212,6 @@ class PrefixVLM(nn.Module):
         """Greedy captions (B, 1 + max_new_tokens), starting from <bos> (recomputes the prefix; tiny model)."""
         ids = torch.full((pixel_values.shape[0], 1), bos_token_id, dtype=torch.long, device=pixel_values.device)
         for _ in range(max_new_tokens):
-            nxt = self(pixel_values, ids)[:, -1].argmax(-1, keepdim=True)  # (B, 1)
+            nxt = self(pixel_values, ids).logits[:, -1].argmax(-1, keepdim=True)  # (B, 1)
             ids = torch.cat([ids, nxt], dim=1)
         return ids
