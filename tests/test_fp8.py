@@ -20,6 +20,7 @@ from course_lib.quant.fp8 import (
     BF16,
     E4M3,
     E5M2,
+    FloatFormat,
     decode,
     dequantize,
     fake_quantize,
@@ -267,6 +268,22 @@ def test_fp8_linear_forward_and_backward_match_explicit_fp8_gemms():
     assert relative_error(gx, torch.autograd.grad(lin(x), x, dy)[0]) < 0.08
 
 
+def test_fp8_linear_with_a_fine_format_is_nn_linear():
+    # The same machinery (scales, tiles along tokens, explicit backward) with 20 fraction bits instead of 3
+    # must reproduce nn.Linear: quantization error ~2^-21, so rtol 1e-5 separates "plumbing right" from any
+    # mistake in transposes, tile directions or scaling, which would give errors of order 1.
+    fine = FloatFormat("E8M20", 8, 20, 127, 448.0, has_inf=True, saturates=False, dtype=torch.float32)
+    g = torch.Generator().manual_seed(8)
+    lin = nn.Linear(128, 256)
+    layer = FP8Linear.from_linear(lin, fmt=fine)
+    x = torch.randn(2, 70, 128, generator=g, requires_grad=True)
+    dy = torch.randn(2, 70, 256, generator=g)
+    ours = torch.autograd.grad(layer(x), (x, lin.weight, lin.bias), dy)
+    ref = torch.autograd.grad(lin(x), (x, lin.weight, lin.bias), dy)
+    for o, r in zip(ours, ref):
+        torch.testing.assert_close(o, r, rtol=1e-5, atol=1e-5 * r.abs().max().item())
+
+
 def test_convert_to_fp8_swaps_and_shares_weights():
     torch.manual_seed(7)
     model = nn.ModuleDict({"body": nn.Sequential(nn.Linear(128, 256, bias=False), nn.ReLU(), nn.Linear(256, 128)),
@@ -296,6 +313,8 @@ def test_bad_input_errors():
         quantize(torch.randn(4, 128), (0, 128))
     with pytest.raises(TypeError, match="FloatFormat"):
         quantize(torch.randn(4, 128), None, "e4m3")
+    with pytest.raises(ValueError, match="FP8-range format"):
+        quantize(torch.randn(4, 128), None, BF16)
     with pytest.raises(TypeError, match="float32 or float64"):
         round_to_format(torch.ones(3, dtype=torch.int64), E4M3)
     with pytest.raises(ValueError, match="rounding must be"):

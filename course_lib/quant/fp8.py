@@ -178,6 +178,9 @@ def _scale_blocks(x: torch.Tensor, block_shape: tuple[int, int] | None,
                   fmt: FloatFormat) -> tuple[torch.Tensor, torch.Tensor]:
     """Blocks of ``x`` divided by their scales and rounded to ``fmt``, and the scales (both blocked views)."""
     _check_format(fmt)
+    if fmt.max_value > 2**16:
+        raise ValueError(f"scaled quantization needs an FP8-range format such as E4M3 or E5M2, got {fmt.name} "
+                         f"(amax / {fmt.max_value:.3g} would underflow)")
     rows, cols = _check_blocks(x, block_shape)
     blocks = _blocked(x.float(), rows, cols)  # (..., R/rows, rows, C/cols, cols)
     amax = blocks.abs().amax(dim=(-3, -1), keepdim=True).clamp_min(1e-12)  # (..., R/rows, 1, C/cols, 1)
