@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import platform
 
 import torch
@@ -20,8 +21,13 @@ def main() -> None:
     machine = {"python": platform.python_version(), "torch": torch.__version__,
                "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    merged = {}
+    if args.select and os.path.exists(args.out):  # a partial run updates its rows, keeps the others
+        with open(args.out, encoding="utf-8") as f:
+            merged = json.load(f).get("results", {})
+    merged.update(results)
     with open(args.out, "w", encoding="utf-8") as f:
-        json.dump({"machine": machine, "results": results}, f, indent=2, ensure_ascii=False)
+        json.dump({"machine": machine, "results": merged}, f, indent=2, ensure_ascii=False)
     print(f"\nwrote {args.out}")
 
 
