@@ -15,7 +15,8 @@ FP32 (one Hopper ``wgmma`` instruction covers k = 32 FP8 elements). The defaults
 (an FP22 1-8-13 accumulator, as measured by SageAttention2, Zhang et al. 2024, §3.3) and truncation
 toward zero when bits fall off — are an inference from published measurements, not NVIDIA
 documentation; the adder tree inside one instruction is not modelled. The emulation reproduces the
-paper's order of magnitude (percent-level error at K = 4096 without promotion); see the notebook.
+shape of the problem (error growing with K, gone with promotion); its size depends on the products
+per step: 0.36% max relative error at K = 4096 on positive inputs with 32, 2.5% with 4 (paper: ~2%).
 """
 
 from __future__ import annotations
