@@ -180,6 +180,16 @@ def _check_same_shape(name: str, t: torch.Tensor, ids: torch.Tensor) -> None:
                          f"{tuple(getattr(t, 'shape', ()))}")
 
 
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """BERT's initialisation (``initializer_range`` 0.02): N(0, std) weights, zero biases, [PAD] row zero."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+        nn.init.zeros_(module.weight[module.padding_idx])
+
+
 class BertModel(nn.Module):
     """Embeddings → N post-LN encoder layers → (pooler). Bidirectional: only padding is masked."""
 
@@ -189,6 +199,7 @@ class BertModel(nn.Module):
         self.embeddings = BertEmbeddings(cfg)
         self.encoder = BertEncoder(cfg)
         self.pooler = BertPooler(cfg) if add_pooling_layer else None
+        self.apply(init_weights)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
@@ -237,6 +248,7 @@ class BertForMaskedLM(nn.Module):
         self.bert = BertModel(cfg, add_pooling_layer=False)
         self.cls = nn.Module()
         self.cls.predictions = BertLMPredictionHead(cfg, self.bert.embeddings.word_embeddings)
+        self.cls.apply(init_weights)
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
         out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions)
