@@ -123,6 +123,15 @@ def test_fake_quantize_matches_blockwise_reference(block_shape):
     torch.testing.assert_close(fake_quantize(x, block_shape), _reference_fake_quant(x, rows, cols), rtol=0, atol=0)
 
 
+@settings(max_examples=40, deadline=None)
+@given(rows=st.sampled_from([1, 2, 4]), cols=st.sampled_from([8, 16, 32]), n_r=st.integers(1, 4),
+       n_c=st.integers(1, 3), log_scale=st.floats(-30, 30), seed=st.integers(0, 2**16))
+def test_fake_quantize_property(rows, cols, n_r, n_c, log_scale, seed):
+    # any block shape, any magnitude (scaling makes the result independent of 2^log_scale up to rounding)
+    x = torch.randn(rows * n_r, cols * n_c, generator=torch.Generator().manual_seed(seed)) * 2.0**log_scale
+    torch.testing.assert_close(fake_quantize(x, (rows, cols)), _reference_fake_quant(x, rows, cols), rtol=0, atol=0)
+
+
 def test_quantize_shapes_scales_and_range():
     x = torch.randn(3, 256, 512)
     q, s = quantize_tiles(x)
@@ -282,6 +291,14 @@ def test_fp8_linear_with_a_fine_format_is_nn_linear():
     ref = torch.autograd.grad(lin(x), (x, lin.weight, lin.bias), dy)
     for o, r in zip(ours, ref):
         torch.testing.assert_close(o, r, rtol=1e-5, atol=1e-5 * r.abs().max().item())
+
+
+def test_fp8_linear_keeps_the_callers_dtype():
+    layer = FP8Linear(128, 128, bias=True).to(torch.bfloat16)
+    x = torch.randn(4, 128, dtype=torch.bfloat16, requires_grad=True)
+    y = layer(x)
+    y.float().sum().backward()
+    assert y.dtype == torch.bfloat16 and x.grad.dtype == torch.bfloat16 and layer.weight.grad.dtype == torch.bfloat16
 
 
 def test_convert_to_fp8_swaps_and_shares_weights():

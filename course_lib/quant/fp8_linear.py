@@ -68,7 +68,8 @@ def fp8_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
             raise ValueError(f"{name}={size} is not a multiple of the FP8 block size {block}")
     y = _FP8LinearFunction.apply(x.reshape(-1, x.shape[-1]).float(), weight.float(), block, fmt)  # (M, N)
     y = y.reshape(*x.shape[:-1], weight.shape[0])  # (..., N)
-    return y if bias is None else y + bias  # the bias add stays in high precision
+    y = y if bias is None else y + bias.float()  # the bias add stays in high precision
+    return y.to(x.dtype)  # FP32 GEMM output, handed back in the caller's dtype (BF16 in DeepSeek-V3)
 
 
 class FP8Linear(nn.Linear):
@@ -101,7 +102,9 @@ class FP8Linear(nn.Linear):
 
 def convert_to_fp8(model: nn.Module, block: int = 128, fmt: FloatFormat = E4M3,
                    exclude: tuple[str, ...] = ("lm_head", "*.lm_head")) -> list[str]:
-    """Replace, in place, every ``nn.Linear`` of ``model`` by an :class:`FP8Linear` sharing its weights.
+    """Replace, in place, every plain ``nn.Linear`` of ``model`` by an :class:`FP8Linear` sharing its weights.
+
+    Subclasses of ``nn.Linear`` (an FP8Linear already, a LoRA layer) are left alone.
 
     ``exclude`` holds ``fnmatch`` patterns of module names kept in high precision (DeepSeek-V3 keeps
     the embedding, the output head, MoE gates, norms and attention in BF16/FP32). Returns the names
