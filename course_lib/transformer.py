@@ -261,6 +261,7 @@ class Transformer(nn.Module):
         return self.generator(y), self_attns, cross_attns
 
     def forward(self, src: torch.Tensor, tgt: torch.Tensor, output_attentions: bool = False) -> Seq2SeqOutput:
+        """``src`` ``(B, S)``, ``tgt`` ``(B, T)`` ids → logits ``(B, T, V)`` (+ attention maps on request)."""
         if src.dim() != 2 or tgt.dim() != 2 or src.shape[0] != tgt.shape[0]:
             raise ValueError(f"src and tgt must be token ids (B, S) and (B, T) with the same B, "
                              f"got {tuple(src.shape)} and {tuple(tgt.shape)}")

@@ -35,7 +35,7 @@ def _pair(norm_first: bool):
     with torch.no_grad():  # torch zero-inits the attention biases and sets LayerNorm to (1, 0): randomise
         for name, p in ref.named_parameters():
             if p.dim() == 1:
-                p.normal_(mean=1.0 if name.endswith("norm1.weight") else 0.0, std=0.2)
+                p.normal_(mean=1.0 if "norm" in name and name.endswith("weight") else 0.0, std=0.2)
     cfg = TransformerConfig(11, 13, d_model=D, num_heads=H, num_encoder_layers=LAYERS, num_decoder_layers=LAYERS,
                             d_ff=FF, dropout=0.0, norm_first=norm_first, final_norm=True)  # torch always has it
     ours = Transformer(cfg).eval()
