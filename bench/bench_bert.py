@@ -9,6 +9,7 @@ same padded token ids.
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import torch
@@ -19,6 +20,17 @@ from course_lib.data import python_docs_text
 from course_lib.models.bert import SentenceEncoder
 
 BATCH = 32
+ROUNDS = 5  # ours and the reference alternate, so load changes on a shared machine hit both alike
+
+
+def _interleaved(ours, ref) -> tuple[float, float]:
+    """Median seconds of ``ours()`` and ``ref()``, timed alternately after one warm-up each."""
+    ours(), ref()
+    t_ours, t_ref = [], []
+    for _ in range(ROUNDS):
+        t_ours.append(time_call(ours, repeat=1, warmup=0))
+        t_ref.append(time_call(ref, repeat=1, warmup=0))
+    return statistics.median(t_ours), statistics.median(t_ref)
 
 
 def _sentences(n: int = 512) -> list[str]:
@@ -36,8 +48,8 @@ def embed_end_to_end() -> BenchResult:
     ours = SentenceEncoder.from_minilm()
     ref = SentenceTransformer(str(weights.minilm_path()), device="cpu")
     with torch.inference_mode():
-        t_ours = time_call(lambda: ours.encode(sents, batch_size=BATCH), repeat=3)
-        t_ref = time_call(lambda: ref.encode(sents, batch_size=BATCH, convert_to_tensor=True), repeat=3)
+        t_ours, t_ref = _interleaved(lambda: ours.encode(sents, batch_size=BATCH),
+                                     lambda: ref.encode(sents, batch_size=BATCH, convert_to_tensor=True))
     return BenchResult(
         ours=len(sents) / t_ours, reference=len(sents) / t_ref, unit="sentences/s", higher_is_better=True,
         target=1.0, reference_name="sentence-transformers (HF BertModel sdpa + Rust tokenizer)",
@@ -53,8 +65,7 @@ def model_forward() -> BenchResult:
     sents = sorted(_sentences(), key=len)
     batches = [ours.tokenizer(sents[i:i + BATCH], max_length=256) for i in range(0, len(sents), BATCH)]
     with torch.inference_mode():
-        t_ours = time_call(lambda: [ours.model(**b) for b in batches], repeat=3)
-        t_ref = time_call(lambda: [ref(**b) for b in batches], repeat=3)
+        t_ours, t_ref = _interleaved(lambda: [ours.model(**b) for b in batches], lambda: [ref(**b) for b in batches])
     return BenchResult(
         ours=len(sents) / t_ours, reference=len(sents) / t_ref, unit="sentences/s", higher_is_better=True,
         target=None, reference_name="transformers BertModel, sdpa attention",
