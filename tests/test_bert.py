@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from course_lib import weights
+from course_lib.data import python_docs_text
 from course_lib.models.bert import (
     BertConfig,
     BertForMaskedLM,
@@ -48,11 +49,13 @@ def test_embeddings_equal_sentence_transformers(encoder):
     from sentence_transformers import SentenceTransformer
 
     ref_model = SentenceTransformer(str(weights.minilm_path()), device="cpu")
-    ref = ref_model.encode(SENTENCES, convert_to_tensor=True, batch_size=16)
-    ours = encoder.encode(SENTENCES, batch_size=16)
+    texts = SENTENCES + [python_docs_text(3000)[-1500:]]  # one text longer than max_seq_length=256 tokens
+    assert len(encoder.tokenizer.tokenize(texts[-1])) > 256
+    ref = ref_model.encode(texts, convert_to_tensor=True, batch_size=16)
+    ours = encoder.encode(texts, batch_size=16)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-5)
     assert torch.nn.functional.cosine_similarity(ours, ref).min() >= 0.99999
-    torch.testing.assert_close(ours.norm(dim=-1), torch.ones(len(SENTENCES)), rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours.norm(dim=-1), torch.ones(len(texts)), rtol=0, atol=1e-6)
 
 
 def test_hidden_states_pooler_and_attentions_equal_hf(encoder, batch):
@@ -137,3 +140,10 @@ def test_bad_input():
         mean_pooling(torch.zeros(2, 3), torch.ones(2, 3))
     with pytest.raises(ValueError, match="max_seq_length 30 exceeds"):
         SentenceEncoder(model, None, max_seq_length=30)
+    with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 99\), got values in \[-1, 0\]"):
+        model(torch.tensor([[0, -1]]))
+
+
+def test_encode_rejects_bad_batch_size(encoder):
+    with pytest.raises(ValueError, match="batch_size must be positive"):
+        encoder.encode(["hello"], batch_size=0)
