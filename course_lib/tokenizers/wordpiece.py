@@ -14,6 +14,9 @@ Three stages, exactly as HF ``tokenizers`` runs them for a BERT checkpoint
    the first carry the prefix ``##``; a word with no segmentation (or > 100 characters) is ``[UNK]``.
 
 Special tokens (``[MASK]``, ``[CLS]``, …) written in the raw text are matched before normalisation.
+Character classes come from Python's ``unicodedata`` (Unicode 14 in 3.11); HF's Rust tables are
+older, so ~760 code points added to Unicode later (or re-categorised) tokenise differently — see
+``tests/test_wordpiece.py``. Unassigned code points (``Cn``) are kept, as HF does.
 """
 
 from __future__ import annotations
