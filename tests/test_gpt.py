@@ -93,3 +93,12 @@ def test_bad_input(pair):
     sd["lm_head.weight"] = sd["lm_head.weight"] + 1
     with pytest.raises(ValueError, match="tied head"):
         load_hf_state_dict(GPT(GPTConfig(**TINY)), sd)
+
+
+def test_attention_widget_reads_our_outputs(pair):
+    from course_lib.viz.attention import attention_widget, collect_attentions
+
+    ours, _ = pair
+    maps = collect_attentions(ours, torch.randint(0, 101, (1, 5)), tokens=list("abcde"))
+    assert len(maps) == 3 and maps[0].shape == (1, 4, 5, 5)
+    attention_widget(maps, list("abcde"))  # builds without error; causal mask detected from the weights

@@ -139,3 +139,13 @@ def test_bad_input():
     sd["lm_head.weight"] = torch.zeros(97, 32)
     with pytest.raises(ValueError, match="tied embeddings"):
         load_hf_state_dict(T5Model(T5Config(**TINY)), sd)
+
+
+def test_attention_widget_reads_our_outputs():
+    from course_lib.viz.attention import collect_attentions
+
+    model = T5Model(T5Config(**TINY)).eval()
+    ids, _, dec = _inputs()
+    kinds = collect_attentions(model, ids[:1, :6], dec[:1, :4], tokens=list("abcd"), key_tokens=list("uvwxyz"))
+    assert set(kinds) == {"encoder self", "decoder self", "cross"}
+    assert kinds["cross"][0][0].shape == (1, 4, 4, 6)  # (B, H, T_dec, T_enc)
