@@ -147,3 +147,13 @@ def test_bad_input():
 def test_encode_rejects_bad_batch_size(encoder):
     with pytest.raises(ValueError, match="batch_size must be positive"):
         encoder.encode(["hello"], batch_size=0)
+
+
+def test_untied_mlm_head_is_refused():
+    from transformers import BertConfig as HFBertConfig
+    from transformers import BertForMaskedLM as HFBertForMaskedLM
+
+    sd = dict(HFBertForMaskedLM(HFBertConfig(**TINY)).state_dict())
+    sd["cls.predictions.decoder.weight"] = sd["cls.predictions.decoder.weight"] + 1
+    with pytest.raises(ValueError, match="needs tied weights"):
+        load_hf_state_dict(BertForMaskedLM(BertConfig(**TINY)), sd)

@@ -62,6 +62,12 @@ class BertOutput:
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T, T) when asked for
 
 
+@dataclass
+class MaskedLMOutput:
+    logits: torch.Tensor                            # (B, T, V)
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
 class BertEmbeddings(nn.Module):
     def __init__(self, cfg: BertConfig):
         super().__init__()
@@ -255,16 +261,13 @@ class BertForMaskedLM(nn.Module):
         return MaskedLMOutput(self.cls.predictions(out.last_hidden_state), out.attentions)
 
 
-@dataclass
-class MaskedLMOutput:
-    logits: torch.Tensor                            # (B, T, V)
-    attentions: tuple[torch.Tensor, ...] | None = None
-
-
 def load_hf_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> nn.Module:
     """Load HF BERT weights (names identical; :data:`HF_IGNORED` and tied decoder dropped). Strict."""
     tied = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")  # = word embeddings, bias
-    sd = {k: v for k, v in state_dict.items() if k not in HF_IGNORED and k not in tied}
+    decoder, emb = state_dict.get(tied[0]), state_dict.get("bert.embeddings.word_embeddings.weight")
+    if decoder is not None and emb is not None and not torch.equal(decoder, emb):
+        raise ValueError(f"{tied[0]} differs from the word embeddings: this MLM head needs tied weights")
+    sd = {k: v for k, v in state_dict.items() if not k.endswith(HF_IGNORED) and k not in tied}
     model.load_state_dict(sd, strict=True)
     return model
 
