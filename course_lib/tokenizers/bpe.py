@@ -99,10 +99,14 @@ class ByteLevelBPE:
         self._word_re = _compiled(pattern)
         alternation = "|".join(regex.escape(t) for t in sorted(self.special_tokens, key=len, reverse=True))
         self._special_re = regex.compile(f"({alternation})") if self.special_tokens else None
-        self._byte_table = str.maketrans({b: c for b, c in bytes_to_unicode().items()})  # latin-1 char -> symbol
+        # latin-1 char -> byte symbol; bytes without a symbol in vocab are deleted, as HF does (see above)
+        self._byte_table = str.maketrans({b: (c if c in self.vocab else None) for b, c in bytes_to_unicode().items()})
         self._char_to_byte = {c: b for b, c in bytes_to_unicode().items()}
-        self._all_bytes = all(c in self.vocab for c in bytes_to_unicode().values())  # SmolLM2 lacks 21
-        self._cache: dict[str, list[int]] = {}
+        self._cache: dict[str, list[int]] = {}  # raw word -> ids, filled while encoding
+        # byte-level words that BPE maps to one vocabulary token (checked once, ~0.3 s for SmolLM2):
+        # the most frequent words are such tokens, so a first sight of them skips the merge loop
+        self._whole_words = {t: [i] for t, i in self.vocab.items()
+                             if t not in self.special_tokens and self.bpe(t) == [t]}
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -232,9 +236,7 @@ class ByteLevelBPE:
                 symbols = word.encode("utf-8").decode("latin-1").translate(self._byte_table)
             except UnicodeEncodeError as err:  # a lone surrogate has no UTF-8 form
                 raise ValueError(f"text contains {word!r}, which has no UTF-8 encoding ({err.reason})") from None
-            if not self._all_bytes:  # like HF (no unk token, no byte fallback): drop bytes the vocab lacks
-                symbols = "".join(c for c in symbols if c in self.vocab)
-            ids = [self.vocab[p] for p in self.bpe(symbols)]
+            ids = self._whole_words.get(symbols) or [self.vocab[p] for p in self.bpe(symbols)]
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
             self._cache[word] = ids
