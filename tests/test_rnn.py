@@ -75,9 +75,9 @@ def test_language_model_state_carries_over():
 
 def test_bad_input():
     model = LSTMLanguageModel(LSTMLMConfig(vocab_size=10, embed_dim=4, hidden_size=4))
-    with pytest.raises(ValueError, match=r"input_ids must be in \[0, 10\)"):
+    with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 10\)"):
         model(torch.tensor([[1, 10]]))
-    with pytest.raises(ValueError, match=r"input_ids must be in \[0, 10\)"):
+    with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 10\)"):
         model(torch.tensor([[-1, 2]]))
     with pytest.raises(TypeError, match="input_ids must be an integer"):
         model(torch.zeros(1, 3))

@@ -173,7 +173,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"images must have shape \(B, C, H, W\)"):
         patchify(torch.rand(1, 3, 10, 10), 4)
     text = TextTransformer(TextConfig(vocab_size=16, max_position_embeddings=8))
-    with pytest.raises(ValueError, match=r"input_ids must be in \[0, 16\)"):
+    with pytest.raises(ValueError, match=r"input_ids must lie in \[0, 16\)"):
         text(torch.tensor([[1, 16, 2]]))
     with pytest.raises(ValueError, match="sequence of 9 tokens exceeds max_position_embeddings=8"):
         text(torch.ones(1, 9, dtype=torch.long))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import scaled_dot_product_attention
+from course_lib.models.checks import check_token_ids
 
 HF_IGNORED = ("embeddings.position_ids",)  # HF buffer arange(max_positions): we build it on the fly
 
@@ -167,19 +168,6 @@ class BertPooler(nn.Module):
         return torch.tanh(self.dense(h[:, 0]))  # (B, D)
 
 
-def check_token_ids(name: str, ids: torch.Tensor, vocab_size: int, max_length: int | None = None) -> None:
-    """Raise unless ``ids`` is an integer ``(B, T)`` tensor with values in [0, vocab_size) and T ≤ max_length."""
-    if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
-        raise TypeError(f"{name} must be an integer tensor (B, T) of int64, got {getattr(ids, 'dtype', type(ids))}")
-    if ids.dim() != 2:
-        raise ValueError(f"{name} must have shape (B, T), got {tuple(ids.shape)}")
-    if max_length is not None and ids.shape[1] > max_length:
-        raise ValueError(f"{name} has {ids.shape[1]} positions; the model has learned positions for at most "
-                         f"{max_length}")
-    if ids.numel() and (ids.min() < 0 or ids.max() >= vocab_size):
-        raise ValueError(f"{name} must lie in [0, {vocab_size}), got values in [{int(ids.min())}, {int(ids.max())}]")
-
-
 def _check_same_shape(name: str, t: torch.Tensor, ids: torch.Tensor) -> None:
     if not isinstance(t, torch.Tensor) or t.shape != ids.shape:
         raise ValueError(f"{name} must have the shape of input_ids {tuple(ids.shape)}, got "
@@ -211,11 +199,11 @@ class BertModel(nn.Module):
                 token_type_ids: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
         """``input_ids`` (B, T); ``attention_mask`` (B, T), 1 = real token, 0 = padding."""
         cfg = self.config
-        check_token_ids("input_ids", input_ids, cfg.vocab_size, cfg.max_position_embeddings)
+        check_token_ids(input_ids, cfg.vocab_size, "input_ids", cfg.max_position_embeddings)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         _check_same_shape("token_type_ids", token_type_ids, input_ids)
-        check_token_ids("token_type_ids", token_type_ids, cfg.type_vocab_size)
+        check_token_ids(token_type_ids, cfg.type_vocab_size, "token_type_ids")
         mask = None
         if attention_mask is not None:
             _check_same_shape("attention_mask", attention_mask, input_ids)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import causal_mask, scaled_dot_product_attention
-from course_lib.models.bert import check_token_ids
+from course_lib.models.checks import check_token_ids
 
 # HF GPT-2 name suffix -> how to convert: these Conv1D weights are (in, out) and get transposed.
 HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -121,7 +121,7 @@ class GPT(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, output_attentions: bool = False) -> GPTOutput:
         cfg = self.config
-        check_token_ids("input_ids", input_ids, cfg.vocab_size, cfg.n_positions)
+        check_token_ids(input_ids, cfg.vocab_size, "input_ids", cfg.n_positions)
         T = input_ids.shape[1]
         tr = self.transformer
         pos = torch.arange(T, device=input_ids.device)  # (T,)

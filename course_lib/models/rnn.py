@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.models.checks import check_token_ids
+
 
 def lstm_cell(
     x: torch.Tensor,
@@ -148,15 +150,3 @@ class LSTMLanguageModel(nn.Module):
             out.append(nxt)
             logits, state = self(nxt, state)
         return torch.cat(out, dim=1)
-
-
-def check_token_ids(input_ids: torch.Tensor, vocab_size: int, name: str = "input_ids") -> None:
-    """Raise a clear error unless ``input_ids`` is an integer (B, T) tensor with ids in [0, vocab_size)."""
-    if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.long, torch.int32, torch.int64):
-        raise TypeError(f"{name} must be an integer (long) tensor of shape (B, T), "
-                        f"got {getattr(input_ids, 'dtype', type(input_ids).__name__)}")
-    if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (B, T) with T >= 1, got {tuple(input_ids.shape)}")
-    low, high = int(input_ids.min()), int(input_ids.max())
-    if low < 0 or high >= vocab_size:
-        raise ValueError(f"{name} must be in [0, {vocab_size}) (vocab_size), got values in [{low}, {high}]")

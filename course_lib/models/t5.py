@@ -26,7 +26,7 @@ from torch import nn
 
 from course_lib.attention import causal_mask, scaled_dot_product_attention
 from course_lib.layers import RMSNorm
-from course_lib.models.bert import check_token_ids
+from course_lib.models.checks import check_token_ids
 
 HF_TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")  # = shared.weight
 
@@ -241,7 +241,7 @@ class T5Model(nn.Module):
         self.decoder = T5Stack(cfg, self.shared, is_decoder=True)
 
     def _check(self, name: str, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        check_token_ids(name, ids, self.config.vocab_size)
+        check_token_ids(ids, self.config.vocab_size, name)
         if mask is None:
             return torch.ones_like(ids)
         if mask.shape != ids.shape:
