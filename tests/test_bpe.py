@@ -137,6 +137,9 @@ def test_cache_does_not_change_results(smollm2_bpe):
     first = smollm2_bpe.encode(text)
     assert smollm2_bpe.encode(text) == first
     assert smollm2_bpe.bpe("Ġthe") == ["Ġthe"]
+    assert smollm2_bpe.tokens([19556, 905]) == ["Hello", "Ġworld"]
+    first = smollm2_bpe.decode_bytes(smollm2_bpe.encode("模型")[:1])  # a token may hold part of a character
+    assert "模型".encode().startswith(first) and len(first) >= 1
 
 
 def test_bad_input_raises_clear_errors(smollm2_bpe):
