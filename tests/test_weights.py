@@ -54,16 +54,14 @@ def test_unpermute_qk_is_the_inverse_of_llama_cpp_permutation():
         weights.unpermute_qk(torch.randn(10, 4), 3)
 
 
-def test_cache_is_reused_and_fast(tmp_path, monkeypatch):
-    import time
-
+def test_cache_is_reused(tmp_path, monkeypatch):
+    """The second load reads the safetensors cache and never touches the GGUF (timing: bench_weights)."""
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
     first = weights.smollm2_state_dict()
     files = list(tmp_path.glob("*.safetensors"))
     assert len(files) == 1
-    start = time.perf_counter()
+    monkeypatch.setattr(weights, "dequantize_gguf", lambda path: pytest.fail("the cache was not used"))
     second = weights.smollm2_state_dict()
-    assert time.perf_counter() - start < 2.0
     torch.testing.assert_close(first["model.layers.3.self_attn.q_proj.weight"],
                                second["model.layers.3.self_attn.q_proj.weight"], rtol=0, atol=0)
 
