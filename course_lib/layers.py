@@ -30,10 +30,9 @@ class RMSNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.weight.shape[0]:
             raise ValueError(f"RMSNorm expects last dimension {self.weight.shape[0]}, got {x.shape[-1]}")
-        dtype = x.dtype
-        x = x.float()
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x.to(dtype)
+        # x / sqrt(mean(x²) + ε) in fp32 (the fused kernel computes exactly x * rsqrt(mean(x²) + ε))
+        normed = F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps)
+        return self.weight * normed.to(x.dtype)
 
 
 def rope_inv_freq(head_dim: int, base: float = 10000.0) -> torch.Tensor:
