@@ -49,3 +49,19 @@ def hf_smollm2_tokenizer():
 
     path = weights.smollm2_gguf_path()
     return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """Our LlamaForCausalLM with the SmolLM2 weights (eval mode), shared by the LLaMA and generation tests."""
+    from course_lib.models.llama import LlamaForCausalLM
+
+    return LlamaForCausalLM.from_smollm2()
+
+
+@pytest.fixture(scope="session")
+def smollm2_bpe():
+    """Our byte-level BPE tokenizer with SmolLM2's vocabulary and merges."""
+    from course_lib.tokenizers.bpe import ByteLevelBPE
+
+    return ByteLevelBPE.from_smollm2()

@@ -27,20 +27,6 @@ from course_lib.tokenizers.chat_template import render_chat, smollm2_chat_prompt
 TOL = dict(atol=1e-6, rtol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def model():
-    from course_lib.models.llama import LlamaForCausalLM
-
-    return LlamaForCausalLM.from_smollm2()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    from course_lib.tokenizers.bpe import ByteLevelBPE
-
-    return ByteLevelBPE.from_smollm2()
-
-
 @pytest.fixture
 def logits():
     return torch.randn(4, 50) * 3
@@ -92,61 +78,61 @@ def test_sampler_distribution_and_greedy(logits):
     assert torch.equal(a, b)
 
 
-def test_greedy_32_tokens_equal_hf_generate(model, hf_smollm2, tokenizer):
+def test_greedy_32_tokens_equal_hf_generate(smollm2, hf_smollm2, smollm2_bpe):
     prompts = ["The three primary colors are",
                smollm2_chat_prompt([{"role": "user", "content": "用一句话介绍一下长城。"}])]
     for text in prompts:
-        ids = torch.tensor([tokenizer.encode(text)])
+        ids = torch.tensor([smollm2_bpe.encode(text)])
         with torch.no_grad():
             ref = hf_smollm2.generate(ids, max_new_tokens=32, do_sample=False, min_new_tokens=32,
                                       attention_mask=torch.ones_like(ids))
-        ours = generate(model, ids, 32)
+        ours = generate(smollm2, ids, 32)
         assert ours.shape == (1, ids.shape[1] + 32)
         assert ours.tolist() == ref.tolist()
 
 
-def test_cache_and_recompute_generate_the_same_tokens(model, tokenizer):
-    ids = torch.tensor([tokenizer.encode("def add(a, b):")])
-    cached = generate(model, ids, 12, use_cache=True)
-    recomputed = generate(model, ids, 12, use_cache=False)
+def test_cache_and_recompute_generate_the_same_tokens(smollm2, smollm2_bpe):
+    ids = torch.tensor([smollm2_bpe.encode("def add(a, b):")])
+    cached = generate(smollm2, ids, 12, use_cache=True)
+    recomputed = generate(smollm2, ids, 12, use_cache=False)
     assert cached.tolist() == recomputed.tolist()
     gen = lambda: torch.Generator().manual_seed(7)
-    sampled = [generate(model, ids, 8, temperature=0.9, top_p=0.9, generator=gen(), use_cache=c) for c in (True, False)]
+    sampled = [generate(smollm2, ids, 8, temperature=0.9, top_p=0.9, generator=gen(), use_cache=c) for c in (True, False)]
     assert sampled[0].tolist() == sampled[1].tolist()
 
 
-def test_left_padded_batch_generates_like_single_prompts(model, tokenizer):
-    prompts = [tokenizer.encode("Once upon a time"), tokenizer.encode("Python is a programming language that")]
+def test_left_padded_batch_generates_like_single_prompts(smollm2, smollm2_bpe):
+    prompts = [smollm2_bpe.encode("Once upon a time"), smollm2_bpe.encode("Python is a programming language that")]
     T = max(map(len, prompts))
     ids = torch.tensor([[2] * (T - len(p)) + p for p in prompts])
     mask = torch.tensor([[0] * (T - len(p)) + [1] * len(p) for p in prompts])
-    batch = generate(model, ids, 10, attention_mask=mask)
+    batch = generate(smollm2, ids, 10, attention_mask=mask)
     for row, p in enumerate(prompts):
-        single = generate(model, torch.tensor([p]), 10)
+        single = generate(smollm2, torch.tensor([p]), 10)
         assert batch[row, T:].tolist() == single[0, len(p):].tolist()
 
 
-def test_stop_tokens_and_padding_after_stop(model, tokenizer):
-    ids = torch.tensor([tokenizer.encode(smollm2_chat_prompt([{"role": "user", "content": "Say hi."}]))])
-    out = generate(model, ids, 40, stop_tokens=[2], pad_token_id=0)
+def test_stop_tokens_and_padding_after_stop(smollm2, smollm2_bpe):
+    ids = torch.tensor([smollm2_bpe.encode(smollm2_chat_prompt([{"role": "user", "content": "Say hi."}]))])
+    out = generate(smollm2, ids, 40, stop_tokens=[2], pad_token_id=0)
     new = out[0, ids.shape[1]:].tolist()
     assert new[-1] == 2 and 2 not in new[:-1] and len(new) < 40
 
 
-def test_repetition_penalty_reduces_repeats(model, tokenizer):
-    ids = torch.tensor([tokenizer.encode("one, one, one, one, one, one")])
-    plain = generate(model, ids, 8)[0, ids.shape[1]:].tolist()
-    penalised = generate(model, ids, 8, repetition_penalty=1.5)[0, ids.shape[1]:].tolist()
+def test_repetition_penalty_reduces_repeats(smollm2, smollm2_bpe):
+    ids = torch.tensor([smollm2_bpe.encode("one, one, one, one, one, one")])
+    plain = generate(smollm2, ids, 8)[0, ids.shape[1]:].tolist()
+    penalised = generate(smollm2, ids, 8, repetition_penalty=1.5)[0, ids.shape[1]:].tolist()
     repeats = lambda seq: sum(t in ids[0].tolist() for t in seq)  # new tokens already in the prompt
     assert repeats(penalised) < repeats(plain)
 
 
-def test_stream_pieces_join_to_the_decoded_text(model, tokenizer):
+def test_stream_pieces_join_to_the_decoded_text(smollm2, smollm2_bpe):
     text = smollm2_chat_prompt([{"role": "user", "content": "用中文说：你好，世界"}])
-    ids = torch.tensor([tokenizer.encode(text)])
-    pieces = list(stream(model, tokenizer, ids, 16, stop_tokens=[2]))
-    full = generate(model, ids, 16, stop_tokens=[2])[0, ids.shape[1]:].tolist()
-    assert "".join(pieces) == tokenizer.decode(full, skip_special_tokens=True)
+    ids = torch.tensor([smollm2_bpe.encode(text)])
+    pieces = list(stream(smollm2, smollm2_bpe, ids, 16, stop_tokens=[2]))
+    full = generate(smollm2, ids, 16, stop_tokens=[2])[0, ids.shape[1]:].tolist()
+    assert "".join(pieces) == smollm2_bpe.decode(full, skip_special_tokens=True)
     assert len(pieces) > 1 and all("\ufffd" not in p for p in pieces)
 
 
@@ -170,7 +156,7 @@ def test_chat_template_is_sandboxed():
         render_chat([{"role": "user", "content": "x"}], "{{ messages.__class__.__mro__[1].__subclasses__() }}")
 
 
-def test_bad_input_raises_clear_errors(model, logits):
+def test_bad_input_raises_clear_errors(smollm2, logits):
     ids = torch.tensor([[1, 2, 3]])
     with pytest.raises(ValueError, match=r"top_p must be in \(0, 1\]"):
         sample_next_token(logits, top_p=1.5)
@@ -181,19 +167,19 @@ def test_bad_input_raises_clear_errors(model, logits):
     with pytest.raises(ValueError, match="top_k must be a positive int"):
         top_k_filter(logits, 0)
     with pytest.raises(ValueError, match="repetition_penalty must be a number > 0"):
-        generate(model, ids, 2, repetition_penalty=0)
+        generate(smollm2, ids, 2, repetition_penalty=0)
     with pytest.raises(ValueError, match="exceeds the context window of 8192"):
-        generate(model, torch.zeros(1, 8190, dtype=torch.long), 5)
+        generate(smollm2, torch.zeros(1, 8190, dtype=torch.long), 5)
     with pytest.raises(ValueError, match="max_new_tokens must be a positive int"):
-        generate(model, ids, 0)
+        generate(smollm2, ids, 0)
     with pytest.raises(TypeError, match="torch.long tensor of shape"):
-        generate(model, torch.tensor([1, 2]), 2)
+        generate(smollm2, torch.tensor([1, 2]), 2)
     with pytest.raises(ValueError, match="input_ids must be in"):
-        generate(model, torch.tensor([[1, 60000]]), 2)
+        generate(smollm2, torch.tensor([[1, 60000]]), 2)
     with pytest.raises(TypeError, match="floating-point"):
         sample_next_token(torch.tensor([[1, 2]]))
     with pytest.raises(ValueError, match="attention_mask must have the shape"):
-        list(generate_tokens(model, ids, 2, attention_mask=torch.ones(1, 2)))
+        list(generate_tokens(smollm2, ids, 2, attention_mask=torch.ones(1, 2)))
     with pytest.raises(ValueError, match="role"):
         smollm2_chat_prompt([{"role": "robot", "content": "hi"}])
     with pytest.raises(ValueError, match="non-empty list"):

@@ -27,20 +27,8 @@ PROMPTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model():
-    return LlamaForCausalLM.from_smollm2()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    from course_lib.tokenizers.bpe import ByteLevelBPE
-
-    return ByteLevelBPE.from_smollm2()
-
-
-def _ids(tokenizer, text):
-    return torch.tensor([tokenizer.encode(text)])
+def _ids(smollm2_bpe, text):
+    return torch.tensor([smollm2_bpe.encode(text)])
 
 
 def test_config_read_from_checkpoint_matches_hf(hf_smollm2):
@@ -53,8 +41,8 @@ def test_config_read_from_checkpoint_matches_hf(hf_smollm2):
     assert (ours.num_attention_heads, ours.num_key_value_heads, ours.num_hidden_layers) == (9, 3, 30)
 
 
-def test_parameter_names_are_hf_names(model, hf_smollm2):
-    ours = set(model.state_dict())
+def test_parameter_names_are_hf_names(smollm2, hf_smollm2):
+    ours = set(smollm2.state_dict())
     ref = set(hf_smollm2.state_dict()) - {"lm_head.weight"}  # tied: HF lists it, we do not keep a copy
     assert ours == ref
     templates = {re.sub(r"\.layers\.\d+\.", ".layers.{i}.", k) for k in ours}
@@ -62,25 +50,25 @@ def test_parameter_names_are_hf_names(model, hf_smollm2):
 
 
 @pytest.mark.parametrize("text", PROMPTS)
-def test_logits_equal_hf(model, hf_smollm2, tokenizer, text):
-    ids = _ids(tokenizer, text)
+def test_logits_equal_hf(smollm2, hf_smollm2, smollm2_bpe, text):
+    ids = _ids(smollm2_bpe, text)
     with torch.no_grad():
-        ours, ref = model(ids).logits, hf_smollm2(ids).logits
+        ours, ref = smollm2(ids).logits, hf_smollm2(ids).logits
     assert_close(ours, ref, **TOL)
 
 
-def test_logits_equal_hf_long_prompt(model, hf_smollm2, tokenizer):
+def test_logits_equal_hf_long_prompt(smollm2, hf_smollm2, smollm2_bpe):
     from course_lib.data import python_docs_text
 
-    ids = _ids(tokenizer, python_docs_text(1800))
+    ids = _ids(smollm2_bpe, python_docs_text(1800))
     assert ids.shape[1] > 300
     with torch.no_grad():
-        ours, ref = model(ids).logits, hf_smollm2(ids).logits
+        ours, ref = smollm2(ids).logits, hf_smollm2(ids).logits
     assert_close(ours, ref, **TOL)
 
 
-def test_attentions_equal_hf_eager(model, hf_smollm2, tokenizer):
-    ids = _ids(tokenizer, PROMPTS[1])
+def test_attentions_equal_hf_eager(smollm2, hf_smollm2, smollm2_bpe):
+    ids = _ids(smollm2_bpe, PROMPTS[1])
     hf_smollm2.set_attn_implementation("eager")
     try:
         with torch.no_grad():
@@ -88,18 +76,18 @@ def test_attentions_equal_hf_eager(model, hf_smollm2, tokenizer):
     finally:
         hf_smollm2.set_attn_implementation("sdpa")
     with torch.no_grad():
-        out = model(ids, output_attentions=True)
+        out = smollm2(ids, output_attentions=True)
     assert len(out.attentions) == 30
     for ours, theirs in zip(out.attentions, ref):
         assert ours.shape == (1, 9, ids.shape[1], ids.shape[1])
         assert_close(ours, theirs, **TOL)
 
 
-def test_from_scratch_and_fused_attention_paths_agree(model, tokenizer):
-    ids = _ids(tokenizer, PROMPTS[2])
+def test_from_scratch_and_fused_attention_paths_agree(smollm2, smollm2_bpe):
+    ids = _ids(smollm2_bpe, PROMPTS[2])
     with torch.no_grad():
-        fused = model(ids)
-        scratch = model(ids, output_attentions=True)
+        fused = smollm2(ids)
+        scratch = smollm2(ids, output_attentions=True)
     assert fused.attentions is None
     assert_close(scratch.logits, fused.logits, **TOL)
     weights = scratch.attentions[0]
@@ -107,33 +95,33 @@ def test_from_scratch_and_fused_attention_paths_agree(model, tokenizer):
     assert torch.all(weights.triu(diagonal=1) == 0)  # causal: nothing attends to the future
 
 
-def test_kv_cache_decoding_equals_full_recompute(model, tokenizer):
-    ids = _ids(tokenizer, PROMPTS[0] + " Paris, and the capital of Germany is Berlin.")
+def test_kv_cache_decoding_equals_full_recompute(smollm2, smollm2_bpe):
+    ids = _ids(smollm2_bpe, PROMPTS[0] + " Paris, and the capital of Germany is Berlin.")
     T = ids.shape[1]
     with torch.no_grad():
-        full = model(ids).logits
-        cache = model.new_cache(1, T)
-        pieces = [model(ids[:, :5], cache=cache).logits]      # prefill
-        pieces.append(model(ids[:, 5:8], cache=cache).logits)  # a chunk of 3 with a causal mask over the cache
-        pieces += [model(ids[:, t:t + 1], cache=cache).logits for t in range(8, T)]  # one token per step
+        full = smollm2(ids).logits
+        cache = smollm2.new_cache(1, T)
+        pieces = [smollm2(ids[:, :5], cache=cache).logits]      # prefill
+        pieces.append(smollm2(ids[:, 5:8], cache=cache).logits)  # a chunk of 3 with a causal mask over the cache
+        pieces += [smollm2(ids[:, t:t + 1], cache=cache).logits for t in range(8, T)]  # one token per step
         for output_attentions in (False, True):
-            c2 = model.new_cache(1, T)
-            model(ids[:, :-1], cache=c2, output_attentions=output_attentions)
-            last = model(ids[:, -1:], cache=c2, output_attentions=output_attentions).logits
+            c2 = smollm2.new_cache(1, T)
+            smollm2(ids[:, :-1], cache=c2, output_attentions=output_attentions)
+            last = smollm2(ids[:, -1:], cache=c2, output_attentions=output_attentions).logits
             assert_close(last, full[:, -1:], **TOL)
     assert cache.length == T
     assert_close(torch.cat(pieces, dim=1), full, **TOL)
 
 
-def test_left_padded_batch_equals_single_prompts_and_hf(model, hf_smollm2, tokenizer):
-    prompts = [tokenizer.encode(PROMPTS[0]), tokenizer.encode(PROMPTS[1])]
+def test_left_padded_batch_equals_single_prompts_and_hf(smollm2, hf_smollm2, smollm2_bpe):
+    prompts = [smollm2_bpe.encode(PROMPTS[0]), smollm2_bpe.encode(PROMPTS[1])]
     T = max(map(len, prompts))
     ids = torch.tensor([[2] * (T - len(p)) + p for p in prompts])  # left padding with <|im_end|>
     mask = torch.tensor([[0] * (T - len(p)) + [1] * len(p) for p in prompts])
     with torch.no_grad():
-        batch = model(ids, attention_mask=mask).logits
+        batch = smollm2(ids, attention_mask=mask).logits
         for row, p in enumerate(prompts):
-            single = model(torch.tensor([p])).logits
+            single = smollm2(torch.tensor([p])).logits
             assert_close(batch[row, T - len(p):], single[0], **TOL)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         ref = hf_smollm2(ids, attention_mask=mask, position_ids=positions).logits
@@ -165,7 +153,7 @@ def test_random_tiny_config_equals_hf(kv_heads, tied):
     ours.load_state_dict(state)  # strict: every name maps
     ids = torch.randint(0, 97, (3, 20))
     with torch.no_grad():
-        assert_close(ours(ids).logits, ref(ids).logits, atol=1e-5, rtol=1e-5)  # tiny model: 1e-5 suffices
+        assert_close(ours(ids).logits, ref(ids).logits, atol=1e-5, rtol=1e-5)  # tiny smollm2: 1e-5 suffices
 
 
 def test_kv_cache_size_gqa_vs_mha():
@@ -175,21 +163,21 @@ def test_kv_cache_size_gqa_vs_mha():
     assert mha.nbytes() == 3 * gqa.nbytes()
 
 
-def test_bad_input_raises_clear_errors(model):
+def test_bad_input_raises_clear_errors(smollm2):
     with pytest.raises(ValueError, match=r"input_ids must be in \[0, 49152\)"):
-        model(torch.tensor([[1, 49152]]))
+        smollm2(torch.tensor([[1, 49152]]))
     with pytest.raises(ValueError, match="input_ids must be in"):
-        model(torch.tensor([[-1, 5]]))
+        smollm2(torch.tensor([[-1, 5]]))
     with pytest.raises(TypeError, match="integer torch.Tensor"):
-        model(torch.tensor([[1.0, 2.0]]))
+        smollm2(torch.tensor([[1.0, 2.0]]))
     with pytest.raises(ValueError, match=r"shape \(B, T\)"):
-        model(torch.tensor([1, 2, 3]))
+        smollm2(torch.tensor([1, 2, 3]))
     with pytest.raises(ValueError, match="exceeds the context window of 8192"):
-        model(torch.zeros(1, 8193, dtype=torch.long))
+        smollm2(torch.zeros(1, 8193, dtype=torch.long))
     with pytest.raises(ValueError, match="cache for batch 1"):
-        model(torch.zeros(1, 5, dtype=torch.long), cache=model.new_cache(1, 4))
+        smollm2(torch.zeros(1, 5, dtype=torch.long), cache=smollm2.new_cache(1, 4))
     with pytest.raises(ValueError, match="attention_mask must have shape"):
-        model(torch.zeros(1, 5, dtype=torch.long), attention_mask=torch.ones(1, 4))
+        smollm2(torch.zeros(1, 5, dtype=torch.long), attention_mask=torch.ones(1, 4))
     with pytest.raises(ValueError, match="multiple of"):
         LlamaConfig(num_attention_heads=9, num_key_value_heads=2)
     with pytest.raises(ValueError, match="head_dim must be even"):
