@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.quant.fp8 import E4M3, FloatFormat, dequantize, quantize, round_to_bits
+from course_lib.quant.fp8 import round_to_bits
 
 FP8_DTYPES = (torch.float8_e4m3fn, torch.float8_e5m2)
 
@@ -101,43 +101,3 @@ def relative_error(approx: torch.Tensor, exact: torch.Tensor) -> float:
         raise ValueError(f"shapes differ: {tuple(approx.shape)} vs {tuple(exact.shape)}")
     exact = exact.double()
     return ((approx.double() - exact).norm() / exact.norm()).item()
-
-
-def outlier_activations(m: int, k: int, n_outliers: int, factor: float,
-                        seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gaussian activations ``(m, k)`` whose ``n_outliers`` random channels are ``factor``× larger.
-
-    Returns ``(x, outlier_channels)``.
-    """
-    if not 0 <= n_outliers <= k:
-        raise ValueError(f"n_outliers must be in [0, {k}], got {n_outliers}")
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(m, k, generator=g)
-    channels = torch.randperm(k, generator=g)[:n_outliers]
-    x[:, channels] *= factor
-    return x, channels
-
-
-def outlier_error_study(factor: float, m: int = 256, k: int = 1024, n: int = 256, n_outliers: int = 4,
-                        block: int = 128, fmt: FloatFormat = E4M3, seed: int = 0) -> dict[str, float]:
-    """Relative error of ``X Wᵀ`` with per-tensor vs fine-grained (1×block tiles, block×block) FP8.
-
-    Keys ``per_tensor`` and ``blockwise``: error of the whole output; ``per_tensor_regular`` and
-    ``blockwise_regular``: error of the ordinary channels' contribution ``X[:, r] W[:, r]ᵀ`` (the
-    operands are still quantized whole, so the outliers set the scales).
-    """
-    x, channels = outlier_activations(m, k, n_outliers, factor, seed)  # (m, k)
-    w = torch.randn(n, k, generator=torch.Generator().manual_seed(seed + 1)) / k**0.5  # (n, k)
-    regular = torch.ones(k, dtype=torch.bool)
-    regular[channels] = False
-    dequantized = {
-        "per_tensor": (dequantize(*quantize(x, None, fmt)), dequantize(*quantize(w, None, fmt))),
-        "blockwise": (dequantize(*quantize(x, (1, block), fmt), (1, block)),
-                      dequantize(*quantize(w, (block, block), fmt), (block, block))),
-    }
-    result = {}
-    for suffix, cols in (("", slice(None)), ("_regular", regular)):
-        exact = x[:, cols].double() @ w[:, cols].double().T  # (m, n)
-        for name, (xq, wq) in dequantized.items():
-            result[name + suffix] = relative_error(xq[:, cols] @ wq[:, cols].T, exact)
-    return result
