@@ -17,7 +17,7 @@ import torch
 from bench.harness import BenchResult, benchmark, time_call
 from course_lib import weights
 from course_lib.data import python_docs_text
-from course_lib.models.bert import SentenceEncoder
+from course_lib.models.sentence_encoder import SentenceEncoder
 
 BATCH = 32
 ROUNDS = 5  # ours and the reference alternate, so load changes on a shared machine hit both alike

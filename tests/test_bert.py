@@ -16,14 +16,8 @@ import torch
 
 from course_lib import weights
 from course_lib.data import python_docs_text
-from course_lib.models.bert import (
-    BertConfig,
-    BertForMaskedLM,
-    BertModel,
-    SentenceEncoder,
-    load_hf_state_dict,
-    mean_pooling,
-)
+from course_lib.models.bert import BertConfig, BertForMaskedLM, BertModel, load_hf_state_dict
+from course_lib.models.sentence_encoder import SentenceEncoder, mean_pooling
 
 SENTENCES = (Path(__file__).resolve().parents[1] / "data" / "bert_sentences.txt").read_text(
     encoding="utf-8").splitlines()

@@ -17,11 +17,6 @@ from course_lib.tokenizers.bpe import GPT2_PATTERN, ByteLevelBPE, bytes_to_unico
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "bpe_corpus.txt"
 
 
-@pytest.fixture(scope="module")
-def smollm2_bpe():
-    return ByteLevelBPE.from_smollm2()
-
-
 def test_byte_table_is_a_bijection_onto_printable_characters():
     table = bytes_to_unicode()
     assert sorted(table) == list(range(256))
