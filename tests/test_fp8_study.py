@@ -40,13 +40,13 @@ def test_dequantized_operands_match_torch_casts_block_by_block():
     torch.testing.assert_close(ops["per_tensor"][1], torch_cast(w), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("x, w, message", [
-    (torch.randn(4, 64), torch.randn(8, 32), "share K"),
-    (torch.randn(64), torch.randn(8, 64), "x must be a 2-D"),
-    (torch.randn(4, 64), torch.ones(8, 64, dtype=torch.long), "w must be a 2-D floating-point"),
+@pytest.mark.parametrize("x, w, error, message", [
+    (torch.randn(4, 64), torch.randn(8, 32), ValueError, "share K"),
+    (torch.randn(64), torch.randn(8, 64), ValueError, "x must be 2-D"),
+    (torch.randn(4, 64), torch.ones(8, 64, dtype=torch.long), TypeError, "w must be a floating-point"),
 ])
-def test_dequantized_operands_rejects_bad_operands(x, w, message):
-    with pytest.raises(ValueError, match=message):
+def test_dequantized_operands_rejects_bad_operands(x, w, error, message):
+    with pytest.raises(error, match=message):
         dequantized_operands(x, w)
 
 
@@ -78,7 +78,7 @@ def test_capture_linear_inputs_records_each_layers_input_and_removes_its_hooks()
     for proj in ("q_proj", "k_proj", "v_proj"):
         torch.testing.assert_close(captured[f"model.layers.0.self_attn.{proj}"][0], normed)
     torch.testing.assert_close(captured["model.layers.0.mlp.down_proj"][0], swiglu)
-    assert captured["model.layers.1.mlp.down_proj"][1] is not None
+    assert captured["model.layers.1.mlp.down_proj"][1].data_ptr() == model.model.layers[1].mlp.down_proj.weight.data_ptr()
     assert all(not m._forward_hooks for m in model.modules())
 
 
