@@ -12,6 +12,7 @@ from course_lib.course_map import notebooks as mapped_notebooks
 
 CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
 NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
+SOLUTION_NOTEBOOKS = sorted((CHAPTERS / "solutions").glob("*.ipynb"))
 HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -23,7 +24,7 @@ def test_there_are_notebooks():
     assert NOTEBOOKS, "chapters/ has no notebooks"
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTION_NOTEBOOKS, ids=lambda p: p.parent.name + "/" + p.name)
 def test_notebook_hygiene(path: Path):
     assert path.name.isascii() and re.fullmatch(r"\d\d[a-z]?_[a-z0-9_]+\.ipynb", path.name), \
         f"{path.name}: file names are ASCII 'NN_name.ipynb' (or 'NNa_name.ipynb')"
@@ -45,6 +46,12 @@ def test_notebook_hygiene(path: Path):
     setup = "".join(code[0]["source"])
     assert "course_lib.config" in setup and "setup(" in setup, \
         f"{path.name}: the first code cell sets up the run with course_lib.config.setup()"
+
+
+def test_solutions_match_chapters():
+    names = {p.name for p in NOTEBOOKS}
+    extra = [p.name for p in SOLUTION_NOTEBOOKS if p.name not in names]
+    assert not extra, f"chapters/solutions/ holds notebooks with no chapter of that name: {extra}"
 
 
 def test_course_map_matches_chapters_folder():
