@@ -68,13 +68,13 @@ def test_chapter_ships_real_exercises(path: Path):
 def test_check_rejects_stub_and_wrong_answers_and_accepts_solution(path: Path, ex_id: str, capsys):
     ex = exercises.get(ex_id)
     stub = answer_from(exercise_cells(path)[ex_id], ex.answer)
-    assert check(ex_id, stub) is False, f"{ex_id}: the shipped stub must count as not done"
+    assert not check(ex_id, stub), f"{ex_id}: the shipped stub must count as not done"
     assert "还没做" in capsys.readouterr().out
     for wrong in ex.wrong:
         with pytest.raises(AssertionError, match=f"练习 {re.escape(ex_id)} 还不对"):
             check(ex_id, wrong)
     solution = answer_from(exercise_cells(SOLUTIONS / path.name)[ex_id], ex.answer)
-    assert check(ex_id, solution) is True, f"{ex_id}: the solution must pass its check"
+    assert check(ex_id, solution), f"{ex_id}: the solution must pass its check"
 
 
 def test_check_messages():
@@ -86,11 +86,12 @@ def test_check_messages():
     try:
         def stub(x):
             raise NotImplementedError("提示：乘以 2")
-        assert check("99.1", stub) is False
-        assert check("99.1", ...) is False
+        assert not check("99.1", stub)
+        assert not check("99.1", ...)
         with pytest.raises(AssertionError, match="double\\(3\\) should be 6, got 5"):
             check("99.1", lambda x: x + 2)
-        assert check("99.1", lambda x: 2 * x) is True
+        result = check("99.1", lambda x: 2 * x)
+        assert result and repr(result) == "CheckResult(passed=True)"
         with pytest.raises(ValueError, match="no exercises for chapter .99."):
             check("99.2", None)
         with pytest.raises(ValueError, match="registered twice"):

@@ -9,7 +9,7 @@ with a hint in Chinese, or a value left as ``...``), followed by a check cell::
 
 :func:`check` prints a friendly "not done yet" line on a stub (the notebook still runs clean
 under nbval), raises ``AssertionError`` saying what is wrong on a wrong answer, and prints a
-success line (returning ``True``) on a right one. ``chapters/solutions/NN_name.ipynb`` holds the
+success line (returning a truthy :class:`CheckResult`) on a right one. ``chapters/solutions/NN_name.ipynb`` holds the
 same marker cells filled in and asserts ``check(...)``; ``tests/test_exercises.py`` proves every
 check rejects the stub and the plausible wrong answers registered with it, and accepts the solution.
 
@@ -78,18 +78,34 @@ def is_stub(answer: Any) -> bool:
     return answer is Ellipsis or answer is None
 
 
-def check(exercise_id: str, answer: Any) -> bool:
-    """Check a learner's answer: ``False`` + a "not done yet" line on a stub, ``AssertionError`` when wrong."""
+class CheckResult:
+    """What :func:`check` returns: truthy when the answer passed; shows nothing as a cell's last value."""
+
+    def __init__(self, passed: bool):
+        self.passed = passed
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return f"CheckResult(passed={self.passed})"
+
+    def _ipython_display_(self) -> None:  # the printed line already says it; no `False` echoed under it
+        pass
+
+
+def check(exercise_id: str, answer: Any) -> CheckResult:
+    """Check a learner's answer: falsy + a "not done yet" line on a stub, ``AssertionError`` when wrong."""
     ex = get(exercise_id)
     if is_stub(answer):
         print(f"⏳ 练习 {exercise_id} 还没做：把上面的 `...` 换成你的答案再运行这一格。")
-        return False
+        return CheckResult(False)
     try:
         message = ex.check(answer)
     except NotImplementedError as hint:
         print(f"⏳ 练习 {exercise_id} 还没做：{hint or '实现上面的函数后再运行这一格。'}")
-        return False
+        return CheckResult(False)
     except AssertionError as problem:
         raise AssertionError(f"✗ 练习 {exercise_id} 还不对：{problem}") from None
     print(f"✓ 练习 {exercise_id} 通过：{message}")
-    return True
+    return CheckResult(True)
