@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import course_lib.viz
+from course_lib.viz.static import matplotlib_cjk
 
 FIG_DIR = Path(__file__).resolve().parent.parent / "Fig"
 
@@ -36,6 +37,7 @@ def generate(out_dir: str | Path = FIG_DIR, names: list[str] | None = None) -> l
     unknown = sorted(set(names or []) - set(figures))
     if unknown:
         raise ValueError(f"unknown figure(s) {unknown}; known: {sorted(figures)}")
+    matplotlib_cjk(required=True)  # no CJK font: one clear error instead of a warning per missing glyph
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -27,6 +27,27 @@ def test_figures_registry_and_generation(tmp_path):
         figures.generate(tmp_path, ["nope.png"])
 
 
+def test_without_a_cjk_font_fig_regeneration_fails_once_naming_the_package(tmp_path, monkeypatch):
+    import warnings
+
+    from course_lib.viz import static
+
+    monkeypatch.setattr(static, "CJK_FONTS", ("No Such CJK Font",))
+    monkeypatch.setattr(static, "_warned", False)
+    with pytest.raises(RuntimeError, match="no CJK font found.*fonts-noto-cjk"):
+        figures.generate(tmp_path, ["LLM架构思维导图.png"])
+    assert not list(tmp_path.iterdir())  # failed before drawing anything
+    with warnings.catch_warnings(record=True) as caught:  # a PNG saved from a notebook: one warning, not one per glyph
+        warnings.simplefilter("always")
+        plt = static.matplotlib_cjk()
+        static.matplotlib_cjk()
+        fig, ax = plt.subplots()
+        ax.set_title("中文标题")
+        static.save(fig, tmp_path / "x.png", dpi=20)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "fonts-noto-cjk" in messages[0], messages
+
+
 def test_every_committed_figure_is_generated_by_code():
     """Fig/ holds only figures that `python -m course_lib.figures` can regenerate."""
     on_disk = {p.name for p in figures.FIG_DIR.glob("*.png")}

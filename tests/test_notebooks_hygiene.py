@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -10,10 +11,22 @@ import pytest
 
 from course_lib.course_map import notebooks as mapped_notebooks
 
-CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = ROOT / "chapters"
 NOTEBOOKS = sorted(CHAPTERS.glob("*.ipynb"))
 SOLUTION_NOTEBOOKS = sorted((CHAPTERS / "solutions").glob("*.ipynb"))
 HAN = re.compile(r"[\u4e00-\u9fff]")
+TQDM_BAR = re.compile(r"\d+%\|.*\| *\d+/\d+")
+
+
+def _run_notebook_script():
+    spec = importlib.util.spec_from_file_location("run_notebook", ROOT / "scripts" / "run_notebook.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RUN_NOTEBOOK = _run_notebook_script()
 
 
 def _load(path: Path) -> dict:
@@ -46,6 +59,60 @@ def test_notebook_hygiene(path: Path):
     setup = "".join(code[0]["source"])
     assert "course_lib.config" in setup and "setup(" in setup, \
         f"{path.name}: the first code cell sets up the run with course_lib.config.setup()"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTION_NOTEBOOKS, ids=lambda p: p.parent.name + "/" + p.name)
+def test_saved_outputs_come_from_the_current_source(path: Path):
+    """The outputs were produced by this very code: scripts/run_notebook.py records the hash of the code
+    cells it executed; editing a cell without re-executing (a stale output) changes the hash."""
+    nb = _load(path)
+    recorded = nb.get("metadata", {}).get("course", {}).get("source_sha256")
+    assert recorded == RUN_NOTEBOOK.source_hash(nb), (
+        f"{path.name}: the saved outputs were not produced by the current code "
+        f"(re-execute: python scripts/run_notebook.py {path.relative_to(ROOT)})")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTION_NOTEBOOKS, ids=lambda p: p.parent.name + "/" + p.name)
+def test_progress_bars_are_saved_finished(path: Path):
+    """A tqdm bar saved as a widget view reads "0%| 0/N" wherever the widget cannot render (GitHub)."""
+    for cell in _load(path)["cells"]:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if RUN_NOTEBOOK.WIDGET_VIEW in data:
+                text = "".join(data.get("text/plain", ""))
+                assert not TQDM_BAR.search(text), f"{path.name}: progress bar saved as a widget view: {text[:80]!r}"
+
+
+def test_finished_progress_bar_replaces_the_widget_view():
+    view = {"output_type": "display_data", "metadata": {},
+            "data": {RUN_NOTEBOOK.WIDGET_VIEW: {"model_id": "box"}, "text/plain": "train:   0%|          | 0/120"}}
+    other = {"output_type": "display_data", "metadata": {},
+             "data": {RUN_NOTEBOOK.WIDGET_VIEW: {"model_id": "fig"}, "text/plain": "FigureWidget(...)"}}
+    state = {
+        "box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_p", "IPY_MODEL_r"]}},
+        "l": {"model_name": "HTMLModel", "state": {"value": "train: 100%"}},
+        "p": {"model_name": "FloatProgressModel", "state": {"value": 120, "max": 120}},
+        "r": {"model_name": "HTMLModel", "state": {"value": " 120/120 [00:03&lt;00:00, 40.1it/s, loss=0.5]"}},
+        "fig": {"model_name": "FigureModel", "state": {}},
+    }
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(outputs=[view, other])])
+    nb.metadata["widgets"] = {RUN_NOTEBOOK.WIDGET_STATE: {"state": state}}
+    assert RUN_NOTEBOOK.finish_progress_bars(nb) == 1
+    assert view["data"] == {"text/plain": "train: 100%|██████████| 120/120 [00:03<00:00, 40.1it/s, loss=0.5]"}
+    assert RUN_NOTEBOOK.WIDGET_VIEW in other["data"]  # other widgets keep their live view
+
+
+def test_source_hash_changes_when_code_changes():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 标题"), nbformat.v4.new_code_cell("print(1)")])
+    before = RUN_NOTEBOOK.source_hash(nb)
+    nb.cells[0].source = "# 另一个标题"
+    assert RUN_NOTEBOOK.source_hash(nb) == before  # prose does not change outputs
+    nb.cells[1].source = "print(2)"
+    assert RUN_NOTEBOOK.source_hash(nb) != before
 
 
 def test_solutions_match_chapters():

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei", "Source Han Sans SC", "SimHei",
              "Microsoft YaHei", "PingFang SC")
+INSTALL_CJK_FONT = ("install one: Debian/Ubuntu `sudo apt-get install fonts-noto-cjk` (what .ci/run does), "
+                    "Fedora `sudo dnf install google-noto-sans-cjk-fonts`, Homebrew `brew install --cask "
+                    "font-noto-sans-cjk`; macOS and Windows already ship PingFang SC / Microsoft YaHei. Then delete "
+                    "matplotlib's font cache (`python -c \"import matplotlib; print(matplotlib.get_cachedir())\"`) "
+                    "so the new font is found")
+_warned = False
 
 
-def matplotlib_cjk():
+def missing_cjk_font_message() -> str:
+    return (f"no CJK font found (looked for {', '.join(CJK_FONTS)}), so Chinese labels would be drawn as "
+            f"boxes; {INSTALL_CJK_FONT}")
+
+
+def matplotlib_cjk(required: bool = False):
     """Return ``matplotlib.pyplot`` set up to draw Chinese labels (Agg backend, no screen needed).
 
-    Uses the first installed font of :data:`CJK_FONTS`; without one, Chinese glyphs render as
-    boxes (Debian/Ubuntu: ``apt-get install fonts-noto-cjk``).
+    Uses the first installed font of :data:`CJK_FONTS`. Without one, Chinese glyphs would render
+    as boxes: ``required=True`` (regenerating ``Fig/``, :mod:`course_lib.figures`) raises
+    ``RuntimeError`` naming what to install; otherwise (a PNG saved from a notebook) it warns once
+    and silences matplotlib's per-glyph "Glyph … missing" warnings.
     """
+    global _warned
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,6 +37,13 @@ def matplotlib_cjk():
 
     installed = {f.name for f in font_manager.fontManager.ttflist}
     chosen = [name for name in CJK_FONTS if name in installed]
+    if not chosen:
+        if required:
+            raise RuntimeError(missing_cjk_font_message())
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning)
+        if not _warned:
+            warnings.warn(missing_cjk_font_message(), stacklevel=2)
+            _warned = True
     plt.rcParams["font.sans-serif"] = chosen + ["DejaVu Sans"]
     plt.rcParams["font.family"] = "sans-serif"
     plt.rcParams["axes.unicode_minus"] = False
