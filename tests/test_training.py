@@ -58,6 +58,8 @@ def test_smooth_and_plot():
     h = TrainHistory(steps=[0, 1], losses=[2.0, 1.0])
     fig = plot_history(h, h, names=["a", "b"])
     assert len(fig.data) == 4
+    fig = plot_history(TrainHistory(steps=[0], losses=[2.718281828]))
+    assert list(fig.data[0].y) == [2.718]  # 4 significant digits keep a saved notebook small
 
 
 def test_throughput_is_recorded_for_gpu_check(tmp_path, monkeypatch):
