@@ -58,6 +58,9 @@ def test_smooth_and_plot():
     h = TrainHistory(steps=[0, 1], losses=[2.0, 1.0])
     fig = plot_history(h, h, names=["a", "b"])
     assert len(fig.data) == 4
+    assert (fig.data[0].x, fig.data[0].x0, fig.data[0].dx) == (None, 0, 1)  # evenly spaced steps: x0 + dx
+    fig = plot_history(TrainHistory(steps=[0, 1, 5], losses=[2.718281828, 1.0, 0.5]))
+    assert list(fig.data[0].x) == [0, 1, 5] and list(fig.data[0].y) == [2.718, 1.0, 0.5]  # 4 significant digits
 
 
 def test_throughput_is_recorded_for_gpu_check(tmp_path, monkeypatch):
