@@ -21,8 +21,8 @@ DEFAULT = {"rope_type": "default", "rope_theta": 10000.0}
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def hf_config(q_lora_rank, rope):
-    return DeepseekV3Config(
+def hf_config(q_lora_rank, rope, rms_norm_eps=1e-6):
+    return DeepseekV3Config(rms_norm_eps=rms_norm_eps,
         vocab_size=97, hidden_size=48, intermediate_size=96, moe_intermediate_size=16, num_hidden_layers=4,
         num_attention_heads=4, num_key_value_heads=4, n_shared_experts=2, n_routed_experts=8,
         routed_scaling_factor=2.5, kv_lora_rank=16, q_lora_rank=q_lora_rank, qk_rope_head_dim=8, v_head_dim=12,
@@ -30,9 +30,9 @@ def hf_config(q_lora_rank, rope):
         max_position_embeddings=64, rope_parameters=dict(rope), attn_implementation="eager")
 
 
-def make_pair(q_lora_rank, rope, seed=0):
+def make_pair(q_lora_rank, rope, seed=0, rms_norm_eps=1e-6):
     torch.manual_seed(seed)
-    hf = DeepseekV3ForCausalLM(hf_config(q_lora_rank, rope)).eval()
+    hf = DeepseekV3ForCausalLM(hf_config(q_lora_rank, rope, rms_norm_eps)).eval()
     with torch.no_grad():  # HF initialises the routing bias to zeros: randomise it so biased selection is tested
         for name, buf in hf.named_buffers():
             if name.endswith("e_score_correction_bias"):
@@ -57,6 +57,26 @@ def test_logits_and_attentions_match_hf(q_lora_rank, rope):
     for a, b, c in zip(out.attentions, absorbed.attentions, ref.attentions):
         torch.testing.assert_close(a, c, **TOL)
         torch.testing.assert_close(b, c, **TOL)
+
+
+def test_latent_norms_keep_eps_1e_6_at_another_rms_norm_eps():
+    """HF and DeepSeek's inference code build q_a/kv_a_layernorm with a fixed ε = 1e-6, not config.rms_norm_eps.
+
+    At ε = 0.5 the block norms change a lot; using 0.5 in the latent norms too moves the logits by ~1e-2
+    (measured below), far outside the 1e-5 tolerance, so this comparison fails if the latent ε follows the config.
+    """
+    hf, ours = make_pair(24, DEFAULT, rms_norm_eps=0.5)
+    assert ours.config.rms_norm_eps == 0.5
+    attn = ours.model.layers[0].self_attn
+    assert attn.q_a_layernorm.eps == attn.kv_a_layernorm.eps == 1e-6
+    ids = torch.randint(0, 97, (2, 20), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = hf(ids).logits
+        torch.testing.assert_close(ours(ids).logits, ref, **TOL)
+        torch.testing.assert_close(ours(ids, mode="absorbed").logits, ref, **TOL)
+        for layer in ours.model.layers:  # the old behaviour: latent ε = config.rms_norm_eps
+            layer.self_attn.q_a_layernorm.eps = layer.self_attn.kv_a_layernorm.eps = 0.5
+        assert (ours(ids).logits - ref).abs().max() > 1e-3
 
 
 def test_the_config_exercises_every_feature():

@@ -32,6 +32,9 @@ from course_lib.attention import causal_mask, scaled_dot_product_attention
 from course_lib.layers import RMSNorm, apply_rope, rope_cos_sin, rope_inv_freq
 
 MODES = ("naive", "absorbed")
+# ε of the latent RMSNorms (q_a_layernorm, kv_a_layernorm): fixed, not config.rms_norm_eps, as in HF
+# ``DeepseekV3Attention`` (``DeepseekV3RMSNorm(kv_lora_rank)``) and DeepSeek-V3 ``inference/model.py``.
+LATENT_NORM_EPS = 1e-6
 
 
 @dataclass
@@ -78,7 +81,6 @@ class MLAConfig:
     v_head_dim: int              # d_h^v, per-head value width
     q_lora_rank: int | None = None  # d_c', query latent width; None: a full-rank q_proj (V2-Lite)
     rope_theta: float = 10000.0  # RoPE base
-    rms_norm_eps: float = 1e-6   # ε of the latent RMSNorms
     yarn: YarnConfig | None = None  # YaRN context extension; None: plain RoPE
 
     def __post_init__(self):
@@ -149,10 +151,10 @@ class MultiHeadLatentAttention(nn.Module):
             self.q_proj = nn.Linear(c.hidden_size, c.num_heads * c.qk_head_dim, bias=False)  # W^Q
         else:
             self.q_a_proj = nn.Linear(c.hidden_size, c.q_lora_rank, bias=False)  # W^DQ
-            self.q_a_layernorm = RMSNorm(c.q_lora_rank, c.rms_norm_eps)
+            self.q_a_layernorm = RMSNorm(c.q_lora_rank, LATENT_NORM_EPS)
             self.q_b_proj = nn.Linear(c.q_lora_rank, c.num_heads * c.qk_head_dim, bias=False)  # W^UQ; W^QR
         self.kv_a_proj_with_mqa = nn.Linear(c.hidden_size, c.kv_lora_rank + c.qk_rope_head_dim, bias=False)  # W^DKV; W^KR
-        self.kv_a_layernorm = RMSNorm(c.kv_lora_rank, c.rms_norm_eps)
+        self.kv_a_layernorm = RMSNorm(c.kv_lora_rank, LATENT_NORM_EPS)
         self.kv_b_proj = nn.Linear(c.kv_lora_rank, c.num_heads * (c.qk_nope_head_dim + c.v_head_dim), bias=False)  # W^UK; W^UV
         self.o_proj = nn.Linear(c.num_heads * c.v_head_dim, c.hidden_size, bias=False)  # W^O
         inv_freq = rope_inv_freq(c.qk_rope_head_dim, c.rope_theta) if c.yarn is None else \

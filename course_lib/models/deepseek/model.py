@@ -51,7 +51,7 @@ class DeepSeekConfig:
     routed_scaling_factor: float = 1.0   # gate multiplier (V3: 2.5)
     norm_topk_prob: bool = True          # normalise gates over the selected experts
     first_k_dense_replace: int = 1       # the first k layers use a dense SwiGLU instead of MoE
-    rms_norm_eps: float = 1e-6           # ε of every RMSNorm
+    rms_norm_eps: float = 1e-6           # ε of the block and final RMSNorms (MLA's latent norms: fixed 1e-6)
     rope_theta: float = 10000.0          # RoPE base
     yarn: YarnConfig | None = None       # YaRN context extension (None: plain RoPE)
     tie_word_embeddings: bool = False    # share embed_tokens and lm_head
@@ -76,7 +76,7 @@ class DeepSeekConfig:
     def mla(self) -> MLAConfig:
         return MLAConfig(self.hidden_size, self.num_attention_heads, self.kv_lora_rank, self.qk_nope_head_dim,
                          self.qk_rope_head_dim, self.v_head_dim, self.q_lora_rank, self.rope_theta,
-                         self.rms_norm_eps, self.yarn)
+                         self.yarn)
 
     def moe(self) -> MoEConfig:
         return MoEConfig(self.hidden_size, self.moe_intermediate_size, self.n_routed_experts, self.num_experts_per_tok,
