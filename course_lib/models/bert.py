@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import scaled_dot_product_attention
-from course_lib.models.checks import check_token_ids
+from course_lib.attention import attend
+from course_lib.checks import check_token_ids
 
 HF_IGNORED = ("embeddings.position_ids",)  # HF buffer arange(max_positions): we build it on the fly
 
@@ -98,10 +98,7 @@ class BertSelfAttention(nn.Module):
         q, k, v = (proj(x).view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, H, T, Dh)
                    for proj in (self.query, self.key, self.value))
         p = self.dropout_p if self.training else 0.0
-        if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=p)
-        else:  # fast path: PyTorch's fused kernel, same maths (tested against the path above)
-            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p), None
+        out, weights = attend(q, k, v, mask, need_weights=need_weights, dropout_p=p)  # (B, H, T, Dh)
         return out.transpose(1, 2).reshape(B, T, D), weights  # (B, T, D), (B, H, T, T)
 
 

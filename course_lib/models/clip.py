@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import causal_mask, padding_mask
-from course_lib.models.checks import check_token_ids
+from course_lib.checks import check_token_ids
 from course_lib.models.vit import Block, EncoderOutput, ViT, ViTConfig, run_blocks
 
 # HF ``CLIPTextModel`` name → ours (substring replacements, applied in order).

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import causal_mask, scaled_dot_product_attention
-from course_lib.models.checks import check_token_ids
+from course_lib.attention import attend
+from course_lib.checks import check_token_ids
 
 # HF GPT-2 name suffix -> how to convert: these Conv1D weights are (in, out) and get transposed.
 HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -64,10 +64,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2)  # (B, H, T, Dh)
                    for t in self.c_attn(x).split(C, dim=-1))
         p = self.attn_dropout if self.training else 0.0
-        if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, mask=causal_mask(T, device=x.device), dropout_p=p)
-        else:  # fused kernel, same maths (tested against the explicit path)
-            out, weights = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p), None
+        out, weights = attend(q, k, v, causal=True, need_weights=need_weights, dropout_p=p)  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(out)), weights
 

@@ -14,8 +14,8 @@ Reference: ``transformers/models/llama/modeling_llama.py``. Parameter names are 
 parameter when ``tie_word_embeddings``), as in SmolLM2.
 
 Two attention paths give the same numbers (tested): ``output_attentions=True`` uses the
-from-scratch :func:`course_lib.attention.scaled_dot_product_attention` and returns the weights;
-otherwise ``torch.nn.functional.scaled_dot_product_attention`` (a fused kernel) is used.
+from-scratch attention and returns the weights, otherwise torch's fused kernel
+(:func:`course_lib.attention.attend` picks).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import causal_mask, scaled_dot_product_attention
+from course_lib.attention import attend, causal_mask
 from course_lib.layers import RMSNorm, SwiGLU, apply_rope, rope_cos_sin, rope_inv_freq
 
 HF_TO_OURS = {  # HF LlamaForCausalLM name -> ours: the same names ("{i}" is the layer)
@@ -142,17 +142,7 @@ class LlamaAttention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, H_kv, T_k, d)
-        if output_attentions:
-            group = self.n_heads // self.n_kv_heads  # query heads per kv head (repeat_kv in HF)
-            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, T_k, d)
-            if mask is None:
-                mask = causal_mask(T, k.shape[2], device=x.device)
-            out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
-        else:
-            is_causal = mask is None and T > 1 and k.shape[2] == T
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                                 enable_gqa=self.n_kv_heads != self.n_heads)
-            weights = None
+        out, weights = attend(q, k, v, mask, causal=mask is None, need_weights=output_attentions)  # (B, H, T, d)
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, H·d)
         return self.o_proj(out), weights
 
@@ -257,9 +247,7 @@ class LlamaForCausalLM(nn.Module):
         mask = None
         if attention_mask is None:
             positions = torch.arange(past, past + T, device=input_ids.device)  # (T,)
-            cos, sin = rope_cos_sin(positions, self.inv_freq)  # (T, d)
-            if T > 1 and past > 0:
-                mask = causal_mask(T, past + T, device=input_ids.device)
+            cos, sin = rope_cos_sin(positions, self.inv_freq)  # (T, d); attention adds the causal mask
         else:
             keep = attention_mask.bool()
             positions = (keep.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # (B, T)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.models.checks import check_token_ids
+from course_lib.checks import check_token_ids
 
 
 def lstm_cell(

@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import causal_mask, scaled_dot_product_attention
+from course_lib.attention import attend, causal_mask
+from course_lib.checks import check_token_ids
 from course_lib.layers import RMSNorm
-from course_lib.models.checks import check_token_ids
 
 HF_TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")  # = shared.weight
 
@@ -106,10 +106,7 @@ class T5Attention(nn.Module):
         k = self.k(kv).view(B, kv.shape[1], self.n_heads, -1).transpose(1, 2)  # (B, H, S, Dkv)
         v = self.v(kv).view(B, kv.shape[1], self.n_heads, -1).transpose(1, 2)
         p = self.cfg.dropout_rate if self.training else 0.0
-        if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, mask=bias, dropout_p=p, scale=1.0)
-        else:
-            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p, scale=1.0), None
+        out, weights = attend(q, k, v, bias, need_weights=need_weights, dropout_p=p, scale=1.0)  # (B, H, T, Dkv)
         return self.o(out.transpose(1, 2).reshape(B, T, -1)), weights  # (B, T, D), (B, H, T, S)
 
 
