@@ -125,6 +125,24 @@ def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | N
     return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
 
 
+def left_padding_mask(attention_mask: torch.Tensor, past: int, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions ``(B, T)`` and boolean mask ``(B, 1, T, past + T)`` for the last T tokens of a left-padded batch.
+
+    ``attention_mask`` ``(B, past + T)`` is 1 for real tokens, 0 for padding. Positions count real
+    tokens only (as HF ``generate`` sets ``position_ids``), so a padded row computes what the same
+    sequence computes alone; each query sees the real keys up to itself, and a padding query sees
+    itself so no row is fully masked.
+    """
+    if attention_mask.dim() != 2 or attention_mask.shape[1] != past + t:
+        raise ValueError(f"attention_mask must have shape (B, past + T) = (B, {past + t}), "
+                         f"got {tuple(attention_mask.shape)}")
+    keep = attention_mask.bool()  # (B, T_k)
+    positions = (keep.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # (B, T)
+    own = torch.arange(t, device=keep.device)[:, None] + past == torch.arange(past + t, device=keep.device)  # (T, T_k)
+    mask = (causal_mask(t, past + t, device=keep.device) & keep[:, None, None, :]) | own  # (B, 1, T, T_k)
+    return positions, mask
+
+
 def padding_mask(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
     """Boolean ``(B, 1, 1, T)`` key mask from token ids ``(B, T)``: True where the key is not padding."""
     if tokens.dim() != 2:

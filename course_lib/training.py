@@ -6,7 +6,7 @@ keep a loss history, and optionally evaluate every few steps. The chapter suppli
 the batches and the loss, so the interesting part stays in the notebook.
 
     history = train(model, batches, loss_fn, optimizer, steps=cfg.pick(200, 5000))
-    plot_history(history)
+    plot_history(history)            # course_lib.viz.curves
 """
 
 from __future__ import annotations
@@ -138,20 +138,3 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
         avg = v if avg is None else weight * avg + (1 - weight) * v
         out.append(avg)
     return out
-
-
-def plot_history(*histories: TrainHistory, names: list[str] | None = None, title: str = "training loss",
-                 log_y: bool = False):
-    """A plotly figure of one or more loss curves (raw, faint, and smoothed)."""
-    import plotly.graph_objects as go
-
-    names = names or [f"run {i}" for i in range(len(histories))]
-    if len(names) != len(histories):
-        raise ValueError(f"got {len(histories)} histories but {len(names)} names")
-    fig = go.Figure()
-    for h, name in zip(histories, names):
-        fig.add_scatter(x=h.steps, y=h.losses, name=f"{name} (raw)", opacity=0.3, line=dict(width=1))
-        fig.add_scatter(x=h.steps, y=smooth(h.losses), name=name)
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=380,
-                      yaxis_type="log" if log_y else "linear")
-    return fig

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from course_lib.attention import MultiHeadAttention, causal_mask, mha_state_from_torch, padding_mask
+from course_lib.checks import check_positive_ints
 
 
 @dataclass
@@ -45,11 +46,8 @@ class TransformerConfig:
     layer_norm_eps: float = 1e-5    # ε of every LayerNorm
 
     def __post_init__(self):
-        for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "num_heads", "num_encoder_layers",
-                     "num_decoder_layers", "d_ff", "max_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"TransformerConfig.{name} must be a positive int, got {value!r}")
+        check_positive_ints(self, "src_vocab_size", "tgt_vocab_size", "d_model", "num_heads", "num_encoder_layers",
+                            "num_decoder_layers", "d_ff", "max_len")
         if self.d_model % self.num_heads:
             raise ValueError(f"TransformerConfig.d_model ({self.d_model}) must be divisible by "
                              f"num_heads ({self.num_heads})")
@@ -222,6 +220,8 @@ class Seq2SeqOutput:
     encoder_attentions: tuple | None = None  # per encoder layer (B, H, S, S)
     decoder_attentions: tuple | None = None  # per decoder layer (B, H, T, T)
     cross_attentions: tuple | None = None    # per decoder layer (B, H, T, S)
+    last_hidden_state: torch.Tensor | None = None          # decoder output (B, T, D), when the model exposes it
+    encoder_last_hidden_state: torch.Tensor | None = None  # encoder output (B, S, D), when the model exposes it
 
 
 class Transformer(nn.Module):

@@ -45,7 +45,7 @@ def test_mind_map_layout_puts_every_family_on_the_map():
         ys_by_x.setdefault(x, []).append(y)
     assert all(len(ys) == len(set(ys)) for ys in ys_by_x.values()), "two boxes on the same spot"
     assert len(mindmap.model_family_figure().layout.annotations) == len(placed)
-    sun = mindmap.course_sunburst().data[0]
+    sun = mindmap.course_sunburst(course_map.NOTES_SECTIONS).data[0]
     assert "DeepSeek" in sun.labels and "03_llama" in sun.labels
 
 

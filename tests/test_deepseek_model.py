@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
 
-from course_lib.models.deepseek import DeepSeekConfig, DeepSeekForCausalLM, hf_state_dict_to_ours
+from course_lib.models.deepseek import DeepSeekConfig, DeepSeekForCausalLM, state_dict_from_hf
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 YARN = {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 16,
@@ -37,8 +37,7 @@ def make_pair(q_lora_rank, rope, seed=0, rms_norm_eps=1e-6):
         for name, buf in hf.named_buffers():
             if name.endswith("e_score_correction_bias"):
                 buf.copy_(torch.randn_like(buf) * 0.5)
-    ours = DeepSeekForCausalLM(DeepSeekConfig.from_hf(hf.config)).eval()
-    ours.load_hf_state_dict(hf.state_dict())
+    ours = DeepSeekForCausalLM.from_hf(hf.config, hf.state_dict())
     return hf, ours
 
 
@@ -103,9 +102,9 @@ def test_kv_cache_decoding_matches_full_forward(mode):
     ids = torch.randint(0, 97, (1, 12), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         full = ours(ids).logits
-        caches = ours.new_caches()
-        steps = [ours(ids[:, :5], caches, mode).logits]
-        steps += [ours(ids[:, t : t + 1], caches, mode).logits for t in range(5, 12)]
+        cache = ours.new_cache(1, 12)
+        steps = [ours(ids[:, :5], cache, mode).logits]
+        steps += [ours(ids[:, t : t + 1], cache, mode).logits for t in range(5, 12)]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, **TOL)
 
 
@@ -136,13 +135,15 @@ def test_bad_input_raises():
     with pytest.raises(TypeError, match="config must be a DeepSeekConfig"):
         DeepSeekForCausalLM({"hidden_size": 64})
     model = DeepSeekForCausalLM(DeepSeekConfig())
-    with pytest.raises(ValueError, match="input_ids must be a LongTensor of shape \\(B, T\\)"):
+    with pytest.raises(TypeError, match="input_ids must be an integer tensor"):
         model(torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="caches must hold one KVCache per layer"):
-        model(torch.zeros(1, 3, dtype=torch.long), caches=[])
+    with pytest.raises(ValueError, match="cache must be a DeepSeekCache from new_cache"):
+        model(torch.zeros(1, 3, dtype=torch.long), cache=[])
+    with pytest.raises(ValueError, match="cache for batch 1 × 4 positions cannot take 1 × 5"):
+        model(torch.zeros(1, 5, dtype=torch.long), cache=model.new_cache(1, 4))
     with pytest.raises(ValueError, match="tokens must be \\(B, L\\)"):
         model.loss(torch.zeros(1, 1, dtype=torch.long))
     with pytest.raises(ValueError, match="rope_interleave=True"):
         DeepSeekConfig.from_hf(DeepseekV3Config(rope_interleave=False, num_key_value_heads=128))
     with pytest.raises(ValueError, match="gate_up_proj has shape"):
-        hf_state_dict_to_ours({"model.layers.1.mlp.experts.gate_up_proj": torch.zeros(3, 4, 5)}, DeepSeekConfig())
+        state_dict_from_hf({"model.layers.1.mlp.experts.gate_up_proj": torch.zeros(3, 4, 5)}, DeepSeekConfig())

@@ -22,7 +22,8 @@ from course_lib.generation import (
     top_k_filter,
     top_p_filter,
 )
-from course_lib.tokenizers.chat_template import render_chat, smollm2_chat_prompt
+from course_lib.pretrained import smollm2_chat_prompt
+from course_lib.tokenizers.chat_template import render_chat
 
 TOL = dict(atol=1e-6, rtol=1e-6)
 

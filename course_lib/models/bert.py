@@ -5,21 +5,22 @@
     hˡ = LayerNorm(a + W₂ GELU(W₁ a))
 
 Every token sees every other token (bidirectional, only padding is masked). Parameter names are
-the checkpoint's, so ``course_lib.weights.minilm_state_dict()`` loads with :func:`load_hf_state_dict`
+the checkpoint's, so ``course_lib.weights.minilm_state_dict()`` loads with :meth:`BertModel.from_hf`
 (the table :data:`HF_IGNORED` lists the one buffer HF stores that we recompute). Sentence
 embeddings built on it live in :mod:`course_lib.models.sentence_encoder`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import attend
-from course_lib.checks import check_token_ids
+from course_lib.checks import check_positive_ints, check_token_ids
+from course_lib.models.hf import config_from_hf, load_hf_weights
 
 HF_IGNORED = ("embeddings.position_ids",)  # HF buffer arange(max_positions): we build it on the fly
 
@@ -39,20 +40,16 @@ class BertConfig:
     pad_token_id: int = 0                 # id of [PAD]
 
     def __post_init__(self):
+        check_positive_ints(self, "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                            "intermediate_size", "max_position_embeddings", "type_vocab_size")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size {self.hidden_size} must be divisible by num_attention_heads "
                              f"{self.num_attention_heads}")
-        for f in ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
-                  "max_position_embeddings", "type_vocab_size"):
-            if getattr(self, f) <= 0:
-                raise ValueError(f"BertConfig.{f} must be positive, got {getattr(self, f)}")
 
     @classmethod
-    def from_hf(cls, config: dict) -> BertConfig:
-        """From a HF ``config.json`` dict (extra keys are ignored); BERT uses exact GELU only."""
-        if config.get("hidden_act", "gelu") != "gelu":
-            raise ValueError(f"only hidden_act='gelu' is implemented, got {config['hidden_act']!r}")
-        return cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
+    def from_hf(cls, config) -> BertConfig:
+        """From a transformers ``BertConfig`` or its config.json dict; BERT here uses exact GELU and absolute positions."""
+        return config_from_hf(cls, config, {"hidden_act": ("gelu",), "position_embedding_type": ("absolute",)})
 
 
 @dataclass
@@ -191,6 +188,12 @@ class BertModel(nn.Module):
         self.pooler = BertPooler(cfg) if add_pooling_layer else None
         self.apply(init_weights)
 
+    @classmethod
+    def from_hf(cls, config, state_dict: dict[str, torch.Tensor]) -> BertModel:
+        """A BertModel from a transformers config and ``BertModel`` state dict (pooler included when present), eval mode."""
+        model = cls(BertConfig.from_hf(config), add_pooling_layer=any(k.startswith("pooler.") for k in state_dict))
+        return load_hf_weights(model, {k: v for k, v in state_dict.items() if not k.endswith(HF_IGNORED)})
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
         """``input_ids`` (B, T); ``attention_mask`` (B, T), 1 = real token, 0 = padding."""
@@ -240,17 +243,15 @@ class BertForMaskedLM(nn.Module):
         self.cls.predictions = BertLMPredictionHead(cfg, self.bert.embeddings.word_embeddings)
         self.cls.apply(init_weights)
 
+    @classmethod
+    def from_hf(cls, config, state_dict: dict[str, torch.Tensor]) -> BertForMaskedLM:
+        """A BertForMaskedLM from a transformers config and state dict (tied decoder checked and dropped), eval mode."""
+        tied = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+                "cls.predictions.decoder.bias": "cls.predictions.bias"}
+        return load_hf_weights(cls(BertConfig.from_hf(config)),
+                               {k: v for k, v in state_dict.items() if not k.endswith(HF_IGNORED)}, tied)
+
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, output_attentions=False):
+        """Masked-LM logits ``(B, T, V)`` at every position (HF ``BertForMaskedLM``)."""
         out = self.bert(input_ids, attention_mask, token_type_ids, output_attentions)
         return MaskedLMOutput(self.cls.predictions(out.last_hidden_state), out.attentions)
-
-
-def load_hf_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> nn.Module:
-    """Load HF BERT weights (names identical; :data:`HF_IGNORED` and tied decoder dropped). Strict."""
-    tied = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")  # = word embeddings, bias
-    decoder, emb = state_dict.get(tied[0]), state_dict.get("bert.embeddings.word_embeddings.weight")
-    if decoder is not None and emb is not None and not torch.equal(decoder, emb):
-        raise ValueError(f"{tied[0]} differs from the word embeddings: this MLM head needs tied weights")
-    sd = {k: v for k, v in state_dict.items() if not k.endswith(HF_IGNORED) and k not in tied}
-    model.load_state_dict(sd, strict=True)
-    return model

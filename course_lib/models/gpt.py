@@ -7,7 +7,9 @@
 
 Parameter names are HF's, but HF GPT-2 stores its projections as ``Conv1D`` whose weight is
 ``(in, out)`` — the transpose of ``nn.Linear``'s ``(out, in)``. :data:`HF_CONV1D` names them and
-:func:`load_hf_state_dict` transposes exactly those; nothing else is renamed.
+:meth:`GPT.from_hf` transposes exactly those; nothing else is renamed. :meth:`GPTConfig.from_hf` refuses
+the GPT-2 settings this model does not compute (another activation, unscaled or layer-scaled
+attention, an MLP width other than 4·n_embd) instead of returning other numbers.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import attend
-from course_lib.checks import check_token_ids
+from course_lib.checks import check_positive_ints, check_token_ids
+from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights
 
 # HF GPT-2 name suffix -> how to convert: these Conv1D weights are (in, out) and get transposed.
 HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-HF_IGNORED = ("lm_head.weight", ".attn.bias", ".attn.masked_bias")  # tied head; old causal-mask buffers
+HF_IGNORED = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers of older GPT-2 checkpoints
 
 
 @dataclass
@@ -37,11 +40,19 @@ class GPTConfig:
     dropout: float = 0.1              # residual, embedding and attention dropout (training only)
 
     def __post_init__(self):
+        check_positive_ints(self, "vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
-        for f in ("vocab_size", "n_positions", "n_embd", "n_layer"):
-            if getattr(self, f) <= 0:
-                raise ValueError(f"GPTConfig.{f} must be positive, got {getattr(self, f)}")
+
+    @classmethod
+    def from_hf(cls, config) -> GPTConfig:
+        """From a transformers ``GPT2Config`` or its config.json dict; refuses settings this GPT-2 does not compute."""
+        hf = config_dict(config)
+        supported = {"activation_function": ("gelu_new", "gelu_pytorch_tanh"), "scale_attn_weights": (True,),
+                     "scale_attn_by_inverse_layer_idx": (False,), "n_inner": (None, 4 * hf.get("n_embd", 768)),
+                     "reorder_and_upcast_attn": (False,), "add_cross_attention": (False,),
+                     "tie_word_embeddings": (True,)}
+        return config_from_hf(cls, hf, supported, dropout=hf.get("resid_pdrop", 0.1))
 
 
 @dataclass
@@ -108,6 +119,13 @@ class GPT(nn.Module):
         self.transformer.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
         self.apply(self._init_weights)
 
+    @classmethod
+    def from_hf(cls, config, state_dict: dict[str, torch.Tensor]) -> GPT:
+        """A GPT from a transformers GPT-2 config and ``GPT2LMHeadModel`` state dict (Conv1D weights transposed), in eval mode."""
+        sd = {name: tensor.t() if name.endswith(HF_CONV1D) else tensor for name, tensor in state_dict.items()
+              if not name.endswith(HF_IGNORED)}
+        return load_hf_weights(cls(GPTConfig.from_hf(config)), sd, tied={"lm_head.weight": "transformer.wte.weight"})
+
     @staticmethod
     def _init_weights(module):
         """GPT-2 init: N(0, 0.02) for weights, zero biases (GPT-2's residual 1/√(2L) scaling left out)."""
@@ -143,17 +161,3 @@ class GPT(nn.Module):
                 nxt = torch.multinomial(torch.softmax(logits / temperature, -1), 1)
             input_ids = torch.cat([input_ids, nxt], dim=1)  # (B, T+1)
         return input_ids
-
-
-def load_hf_state_dict(model: GPT, state_dict: dict[str, torch.Tensor]) -> GPT:
-    """Load HF ``GPT2LMHeadModel`` weights: transpose :data:`HF_CONV1D`, drop :data:`HF_IGNORED`. Strict."""
-    head, wte = state_dict.get("lm_head.weight"), state_dict.get("transformer.wte.weight")
-    if head is not None and wte is not None and not torch.equal(head, wte):
-        raise ValueError("lm_head.weight differs from transformer.wte.weight: this GPT needs a tied head")
-    sd = {}
-    for name, tensor in state_dict.items():
-        if name == HF_IGNORED[0] or name.endswith(HF_IGNORED[1:]):
-            continue
-        sd[name] = tensor.t() if name.endswith(HF_CONV1D) else tensor
-    model.load_state_dict(sd, strict=True)
-    return model

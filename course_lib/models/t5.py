@@ -25,8 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import attend, causal_mask
-from course_lib.checks import check_token_ids
+from course_lib.checks import check_positive_ints, check_token_ids
 from course_lib.layers import RMSNorm
+from course_lib.models.hf import config_from_hf, load_hf_weights
+from course_lib.transformer import Seq2SeqOutput
 
 HF_TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")  # = shared.weight
 
@@ -54,9 +56,14 @@ class T5Config:
             self.num_decoder_layers = self.num_layers
         if self.feed_forward_proj not in ("relu", "gated-gelu"):
             raise ValueError(f"feed_forward_proj must be 'relu' or 'gated-gelu', got {self.feed_forward_proj!r}")
-        for f in ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads", "relative_attention_num_buckets"):
-            if getattr(self, f) <= 0:
-                raise ValueError(f"T5Config.{f} must be positive, got {getattr(self, f)}")
+        check_positive_ints(self, "vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers",
+                            "num_heads", "relative_attention_num_buckets")
+
+    @classmethod
+    def from_hf(cls, config) -> T5Config:
+        """From a transformers ``T5Config`` or its config.json dict; refuses an untied head (T5 v1.1) and other activations."""
+        return config_from_hf(cls, config, {"feed_forward_proj": ("relu", "gated-gelu"), "tie_word_embeddings": (True,),
+                                            "is_decoder": (False,)})
 
 
 def relative_position_bucket(relative_position: torch.Tensor, bidirectional: bool = True,
@@ -214,19 +221,6 @@ class T5Stack(nn.Module):
         return self.dropout(self.final_layer_norm(x)), tuple(self_ws), tuple(cross_ws)
 
 
-@dataclass
-class Seq2SeqOutput:
-    last_hidden_state: torch.Tensor            # decoder output (B, T_dec, D); logits (B, T_dec, V) for the LM
-    encoder_last_hidden_state: torch.Tensor    # (B, T_enc, D)
-    encoder_attentions: tuple | None = None    # per encoder layer (B, H, T_enc, T_enc)
-    decoder_attentions: tuple | None = None    # per decoder layer (B, H, T_dec, T_dec), causal
-    cross_attentions: tuple | None = None      # per decoder layer (B, H, T_dec, T_enc)
-
-    @property
-    def logits(self) -> torch.Tensor:
-        return self.last_hidden_state
-
-
 class T5Model(nn.Module):
     """Encoder–decoder without the head: returns the decoder's hidden states."""
 
@@ -236,6 +230,11 @@ class T5Model(nn.Module):
         self.shared = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.encoder = T5Stack(cfg, self.shared, is_decoder=False)
         self.decoder = T5Stack(cfg, self.shared, is_decoder=True)
+
+    @classmethod
+    def from_hf(cls, config, state_dict: dict[str, torch.Tensor]):
+        """The model from a transformers ``T5Config`` (or config.json dict) and state dict, tied copies checked; eval mode."""
+        return load_hf_weights(cls(T5Config.from_hf(config)), state_dict, {name: "shared.weight" for name in HF_TIED})
 
     def _check(self, name: str, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         check_token_ids(ids, self.config.vocab_size, name)
@@ -256,8 +255,8 @@ class T5Model(nn.Module):
         memory, enc_w, _ = self.encoder(input_ids, enc_mask, need_weights=output_attentions)
         h, dec_w, cross_w = self.decoder(decoder_input_ids, dec_mask, memory, enc_mask, output_attentions)
         if not output_attentions:
-            return Seq2SeqOutput(h, memory)
-        return Seq2SeqOutput(h, memory, enc_w, dec_w, cross_w)
+            return Seq2SeqOutput(None, last_hidden_state=h, encoder_last_hidden_state=memory)
+        return Seq2SeqOutput(None, enc_w, dec_w, cross_w, h, memory)
 
 
 class T5ForConditionalGeneration(T5Model):
@@ -269,7 +268,7 @@ class T5ForConditionalGeneration(T5Model):
         h = out.last_hidden_state
         if self.config.scale_decoder_outputs:
             h = h * self.config.d_model ** -0.5
-        out.last_hidden_state = h @ self.shared.weight.T  # (B, T_dec, V)
+        out.logits = h @ self.shared.weight.T  # (B, T_dec, V)
         return out
 
     @torch.no_grad()
@@ -289,13 +288,3 @@ def shift_right(labels: torch.Tensor, decoder_start_token_id: int = 0, pad_token
     out = torch.full_like(labels, decoder_start_token_id)
     out[:, 1:] = labels[:, :-1]
     return out.masked_fill(out == -100, pad_token_id)
-
-
-def load_hf_state_dict(model: T5Model, state_dict: dict[str, torch.Tensor]) -> T5Model:
-    """Load HF T5 weights: names are identical; the tied copies :data:`HF_TIED` must equal ``shared``."""
-    shared = state_dict["shared.weight"]
-    for name in HF_TIED:
-        if name in state_dict and not torch.equal(state_dict[name], shared):
-            raise ValueError(f"{name} differs from shared.weight: this T5 needs tied embeddings and head")
-    model.load_state_dict({k: v for k, v in state_dict.items() if k not in HF_TIED}, strict=True)
-    return model

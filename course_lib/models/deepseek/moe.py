@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from course_lib.checks import check_positive_ints
 from course_lib.layers import SwiGLU
 
 
@@ -45,11 +46,8 @@ class MoEConfig:
     bias_update_speed: float = 1e-3      # γ of the auxiliary-loss-free bias update
 
     def __post_init__(self):
-        for name in ("hidden_size", "moe_intermediate_size", "n_routed_experts", "num_experts_per_tok",
-                     "n_group", "topk_group"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"MoEConfig.{name} must be a positive int, got {value!r}")
+        check_positive_ints(self, "hidden_size", "moe_intermediate_size", "n_routed_experts", "num_experts_per_tok",
+                            "n_group", "topk_group")
         if not isinstance(self.n_shared_experts, int) or self.n_shared_experts < 0:
             raise ValueError(f"MoEConfig.n_shared_experts must be an int >= 0, got {self.n_shared_experts!r}")
         if self.n_routed_experts % self.n_group:
