@@ -179,9 +179,8 @@ class DeepSeekForCausalLM(nn.Module):
     @classmethod
     def from_hf(cls, config, state_dict: dict[str, torch.Tensor]) -> DeepSeekForCausalLM:
         """A model from a transformers ``DeepseekV3Config`` (or dict) and ``DeepseekV3ForCausalLM`` state dict, eval mode."""
-        model = cls(DeepSeekConfig.from_hf(config))
-        tied = {"lm_head.weight": "model.embed_tokens.weight"} if model.config.tie_word_embeddings else {}
-        return load_hf_weights(model, state_dict_from_hf(state_dict, model.config), tied)
+        model = cls(DeepSeekConfig.from_hf(config))  # a tied lm_head is the embedding Parameter under both names
+        return load_hf_weights(model, state_dict_from_hf(state_dict, model.config))
 
     def new_cache(self, batch_size: int, max_len: int) -> DeepSeekCache:
         """An empty cache for ``batch_size`` sequences of at most ``max_len`` positions (one :class:`MLACache` per layer)."""
