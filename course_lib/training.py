@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 @dataclass
 class TrainHistory:
+    """What :func:`train` records: losses and learning rates per step, evaluations, time and items."""
     steps: list[int] = field(default_factory=list)    # step index of each recorded loss
     losses: list[float] = field(default_factory=list)  # training loss at that step
     lrs: list[float] = field(default_factory=list)     # learning rate at that step
@@ -33,6 +34,7 @@ class TrainHistory:
 
     @property
     def items_per_second(self) -> float:
+        """Throughput over the run (items counted by ``count_items``)."""
         return self.items / self.seconds if self.seconds else 0.0
 
 

@@ -31,6 +31,7 @@ from course_lib.checks import check_positive_ints
 
 @dataclass
 class TransformerConfig:
+    """Encoder–decoder Transformer sizes (Vaswani et al. 2017, Table 3 names)."""
     src_vocab_size: int             # source vocabulary size
     tgt_vocab_size: int             # target vocabulary size
     d_model: int = 512              # width of every residual stream (paper base: 512)
@@ -56,6 +57,7 @@ class TransformerConfig:
 
     @property
     def use_final_norm(self) -> bool:
+        """True for pre-norm layers, which need a final LayerNorm on each stack."""
         return self.norm_first if self.final_norm is None else self.final_norm
 
 
@@ -80,6 +82,7 @@ class PositionalEncoding(nn.Module):
         self.register_buffer("pe", sinusoidal_table(max_len, d_model), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x + PE[:T]: adds the sinusoidal encodings, then dropout."""
         max_len, d_model = self.pe.shape
         if x.dim() != 3 or x.shape[-1] != d_model:
             raise ValueError(f"x must have shape (B, T, d_model={d_model}), got {tuple(x.shape)}")
@@ -98,6 +101,7 @@ class TokenEmbedding(nn.Module):
         self.scale = math.sqrt(d_model)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Embedding(ids) · √d_model (Vaswani §3.4)."""
         if tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int):
             raise ValueError(f"tokens must be integer ids of shape (B, T), got {tokens.dtype} {tuple(tokens.shape)}")
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.embedding.num_embeddings):
@@ -116,6 +120,7 @@ class PositionwiseFeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """W₂ ReLU(W₁ x) with dropout (Vaswani §3.3)."""
         return self.linear2(self.dropout(torch.relu(self.linear1(x))))  # (B, T, d_ff) -> (B, T, d_model)
 
 
@@ -216,6 +221,7 @@ class Decoder(nn.Module):
 
 @dataclass
 class Seq2SeqOutput:
+    """An encoder–decoder's output (HF ``Seq2SeqLMOutput`` names): logits, attentions, hidden states."""
     logits: torch.Tensor                     # (B, T, tgt_vocab_size)
     encoder_attentions: tuple | None = None  # per encoder layer (B, H, S, S)
     decoder_attentions: tuple | None = None  # per decoder layer (B, H, T, T)

@@ -27,6 +27,7 @@ HF_IGNORED = ("embeddings.position_ids",)  # HF buffer arange(max_positions): we
 
 @dataclass
 class BertConfig:
+    """BERT hyperparameters with HF ``BertConfig`` field names."""
     vocab_size: int = 30522               # WordPiece vocabulary size
     hidden_size: int = 384                # d_model
     num_hidden_layers: int = 6            # encoder layers
@@ -54,6 +55,7 @@ class BertConfig:
 
 @dataclass
 class BertOutput:
+    """BertModel's output: last hidden states, pooled [CLS], attentions (HF ``BaseModelOutputWithPooling``)."""
     last_hidden_state: torch.Tensor                 # (B, T, D)
     pooler_output: torch.Tensor                     # (B, D): tanh(W h_[CLS])
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T, T) when asked for
@@ -61,11 +63,13 @@ class BertOutput:
 
 @dataclass
 class MaskedLMOutput:
+    """BertForMaskedLM's output: MLM logits and attentions."""
     logits: torch.Tensor                            # (B, T, V)
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
 class BertEmbeddings(nn.Module):
+    """Token + position + segment embeddings, then LayerNorm and dropout (BERT §3.1, Fig. 2)."""
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
@@ -75,6 +79,7 @@ class BertEmbeddings(nn.Module):
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` ids and segment ids → ``(B, T, D)`` embeddings."""
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
         x = self.word_embeddings(input_ids) + self.position_embeddings(positions) \
             + self.token_type_embeddings(token_type_ids)  # (B, T, D)
@@ -82,6 +87,7 @@ class BertEmbeddings(nn.Module):
 
 
 class BertSelfAttention(nn.Module):
+    """Multi-head self-attention with HF's ``query``/``key``/``value`` names."""
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.n_heads = cfg.num_attention_heads
@@ -91,6 +97,7 @@ class BertSelfAttention(nn.Module):
         self.dropout_p = cfg.attention_probs_dropout_prob
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool):
+        """``x`` ``(B, T, D)`` → ``(context (B, T, D), weights (B, H, T, T) or None)``."""
         B, T, D = x.shape
         q, k, v = (proj(x).view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, H, T, Dh)
                    for proj in (self.query, self.key, self.value))
@@ -109,30 +116,36 @@ class BertSelfOutput(nn.Module):
         self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
 
     def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """LayerNorm(residual + dropout(W h)): the post-LN residual step."""
         return self.LayerNorm(residual + self.dropout(self.dense(h)))
 
 
 class BertAttention(nn.Module):
+    """Self-attention followed by its post-LN output block (HF ``BertAttention``)."""
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.self = BertSelfAttention(cfg)
         self.output = BertSelfOutput(cfg.hidden_size, cfg)
 
     def forward(self, x, mask, need_weights):
+        """``x`` ``(B, T, D)`` → ``(LayerNorm(x + attention), weights or None)``."""
         h, weights = self.self(x, mask, need_weights)
         return self.output(h, x), weights
 
 
 class BertIntermediate(nn.Module):
+    """The feed-forward up-projection with exact GELU (HF ``BertIntermediate``)."""
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
 
     def forward(self, x):
+        """GELU(W₁ x), ``(B, T, intermediate_size)``."""
         return F.gelu(self.dense(x))  # exact (erf) GELU, Hendrycks & Gimpel 2016
 
 
 class BertLayer(nn.Module):
+    """One post-LN encoder layer: attention block, then feed-forward block."""
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.attention = BertAttention(cfg)
@@ -140,11 +153,13 @@ class BertLayer(nn.Module):
         self.output = BertSelfOutput(cfg.intermediate_size, cfg)
 
     def forward(self, x, mask, need_weights):
+        """``x`` ``(B, T, D)`` → ``(layer output, attention weights or None)``."""
         a, weights = self.attention(x, mask, need_weights)
         return self.output(self.intermediate(a), a), weights
 
 
 class BertEncoder(nn.Module):
+    """The stack of :class:`BertLayer` (HF ``BertEncoder.layer``)."""
     def __init__(self, cfg: BertConfig):
         super().__init__()
         self.layer = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_hidden_layers))
@@ -158,6 +173,7 @@ class BertPooler(nn.Module):
         self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
 
     def forward(self, h):
+        """tanh(W h_[CLS]) ``(B, D)``."""
         return torch.tanh(self.dense(h[:, 0]))  # (B, D)
 
 
@@ -228,6 +244,7 @@ class BertLMPredictionHead(nn.Module):
         self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """``(B, T, D)`` hidden states → ``(B, T, V)`` MLM logits."""
         h = self.transform.LayerNorm(F.gelu(self.transform.dense(h)))
         return h @ self.word_embeddings[0].weight.T + self.bias  # (B, T, V)
 

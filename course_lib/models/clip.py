@@ -34,6 +34,7 @@ HF_TO_OURS = (
 
 @dataclass
 class TextConfig:
+    """CLIP text-tower hyperparameters (HF ``CLIPTextConfig`` names)."""
     vocab_size: int = 16                # caption vocabulary (course_lib.vlm_data.CaptionTokenizer)
     max_position_embeddings: int = 16   # longest token sequence (learned positions)
     hidden_size: int = 64               # width
@@ -47,6 +48,7 @@ class TextConfig:
 
 @dataclass
 class CLIPConfig:
+    """CLIP: a ViT config, a text config, the shared embedding width and the initial temperature."""
     vision: ViTConfig = field(default_factory=ViTConfig)  # image tower
     text: TextConfig = field(default_factory=TextConfig)  # text tower
     projection_dim: int = 32            # shared embedding width
@@ -78,6 +80,7 @@ class TextTransformer(nn.Module):
                              f"max_position_embeddings={limit}")
 
     def forward(self, input_ids: torch.Tensor, output_attentions: bool = False) -> EncoderOutput:
+        """``(B, T)`` ids → :class:`EncoderOutput` with causal-attention hidden states ``(B, T, D)``."""
         self.check_ids(input_ids)
         t = input_ids.shape[1]
         x = self.token_embedding(input_ids) + self.position_embedding.weight[:t]  # (B, T, D)
@@ -136,6 +139,7 @@ class CLIP(nn.Module):
         return F.normalize(self.text_projection(self.text_model.pooled(input_ids, hidden)), dim=-1)
 
     def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """Image–text similarity logits ``(B_img, B_txt)`` = e^τ · cosine similarity (CLIP Fig. 3)."""
         image, text = self.encode_image(pixel_values), self.encode_text(input_ids)
         return self.logit_scale.exp() * image @ text.T  # (B_img, B_txt)
 

@@ -31,6 +31,7 @@ HF_IGNORED = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers of older
 
 @dataclass
 class GPTConfig:
+    """GPT-2 hyperparameters with HF ``GPT2Config`` field names."""
     vocab_size: int = 50257           # BPE vocabulary size
     n_positions: int = 1024           # longest context (learned positions)
     n_embd: int = 768                 # d_model
@@ -57,11 +58,13 @@ class GPTConfig:
 
 @dataclass
 class GPTOutput:
+    """GPT's output: next-token logits and attentions."""
     logits: torch.Tensor                                # (B, T, V)
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T, T) when asked for
 
 
 class CausalSelfAttention(nn.Module):
+    """GPT-2 masked multi-head self-attention, q/k/v from one ``c_attn`` projection."""
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.n_head = cfg.n_head
@@ -71,6 +74,7 @@ class CausalSelfAttention(nn.Module):
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, need_weights: bool):
+        """``x`` ``(B, T, C)`` → ``(attention output (B, T, C), weights (B, H, T, T) or None)``."""
         B, T, C = x.shape
         q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2)  # (B, H, T, Dh)
                    for t in self.c_attn(x).split(C, dim=-1))
@@ -81,6 +85,7 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
+    """GPT-2 feed-forward: c_fc → GELU (tanh) → c_proj."""
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
@@ -88,10 +93,12 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x):
+        """W₂ GELU_tanh(W₁ x) with dropout."""
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))  # GPT-2's "gelu_new"
 
 
 class Block(nn.Module):
+    """One pre-LN GPT-2 block: x + Attn(LN₁ x), then + MLP(LN₂ ·)."""
     def __init__(self, cfg: GPTConfig):
         super().__init__()
         self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
@@ -100,6 +107,7 @@ class Block(nn.Module):
         self.mlp = MLP(cfg)
 
     def forward(self, x, need_weights):
+        """``x`` ``(B, T, C)`` → ``(block output, attention weights or None)``."""
         a, weights = self.attn(self.ln_1(x), need_weights)
         x = x + a
         return x + self.mlp(self.ln_2(x)), weights
@@ -135,6 +143,7 @@ class GPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(self, input_ids: torch.Tensor, output_attentions: bool = False) -> GPTOutput:
+        """``input_ids`` ``(B, T)`` → :class:`GPTOutput` (logits ``(B, T, V)``, tied head)."""
         cfg = self.config
         check_token_ids(input_ids, cfg.vocab_size, "input_ids", cfg.n_positions)
         T = input_ids.shape[1]

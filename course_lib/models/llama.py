@@ -33,6 +33,7 @@ from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights, r
 
 @dataclass
 class LlamaConfig:
+    """LLaMA hyperparameters with HF ``LlamaConfig`` field names (defaults: SmolLM2-135M)."""
     vocab_size: int = 49152               # tokens in the vocabulary
     hidden_size: int = 576                # d_model, width of the residual stream
     intermediate_size: int = 1536         # SwiGLU hidden width
@@ -69,6 +70,7 @@ class LlamaConfig:
         return config_from_hf(cls, hf, supported, **values)
 
     def to_dict(self) -> dict:
+        """The config as a plain dict of HF field names."""
         return asdict(self)
 
 
@@ -98,9 +100,11 @@ class KVCache:
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
     def advance(self, n: int) -> None:
+        """Count ``n`` more cached positions (the model calls it after its last layer)."""
         self.length += n
 
     def nbytes(self) -> int:
+        """Bytes held by the key and value buffers."""
         return self.keys.nbytes + self.values.nbytes
 
 
@@ -118,6 +122,7 @@ class LlamaAttention(nn.Module):
 
     def forward(self, x, cos, sin, mask=None, cache: KVCache | None = None, layer: int = 0,
                 output_attentions: bool = False):
+        """``x`` ``(B, T, D)`` → ``(o_proj(attention), weights (B, H, T, T_k) or None)``, RoPE on q and k."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, d)
         k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
@@ -131,6 +136,7 @@ class LlamaAttention(nn.Module):
 
 
 class LlamaDecoderLayer(nn.Module):
+    """One pre-norm LLaMA block: h + Attention(RMSNorm h), then + SwiGLU(RMSNorm ·)."""
     def __init__(self, config: LlamaConfig):
         super().__init__()
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
@@ -139,6 +145,7 @@ class LlamaDecoderLayer(nn.Module):
         self.mlp = SwiGLU(config.hidden_size, config.intermediate_size)
 
     def forward(self, h, cos, sin, mask=None, cache=None, layer=0, output_attentions=False):
+        """``h`` ``(B, T, D)`` → ``(block output, attention weights or None)``."""
         attn, weights = self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, layer, output_attentions)
         h = h + attn
         h = h + self.mlp(self.post_attention_layernorm(h))
@@ -157,6 +164,7 @@ class LlamaModel(nn.Module):
 
 @dataclass
 class CausalLMOutput:
+    """LlamaForCausalLM's output: logits, attentions, and the cache it extended."""
     logits: torch.Tensor                            # (B, T, vocab)
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T_q, T_k) when asked for
     cache: KVCache | None = None                    # the cache passed in, now holding T more positions
@@ -187,6 +195,7 @@ class LlamaForCausalLM(nn.Module):
         return load_hf_weights(model, state_dict, tied)
 
     def output_embeddings(self) -> torch.Tensor:
+        """The output projection ``(V, D)``: the embedding matrix when tied."""
         return self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
 
     def new_cache(self, batch_size: int, max_len: int) -> KVCache:

@@ -35,6 +35,7 @@ HF_TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_hea
 
 @dataclass
 class T5Config:
+    """T5 hyperparameters with HF ``T5Config`` field names."""
     vocab_size: int = 32128                   # SentencePiece vocabulary size
     d_model: int = 512                        # hidden size
     d_kv: int = 64                            # head dimension (d_model need not equal heads × d_kv)
@@ -88,6 +89,7 @@ def relative_position_bucket(relative_position: torch.Tensor, bidirectional: boo
 
 
 class T5Attention(nn.Module):
+    """T5 attention: no 1/√d scaling, optional relative position bias (T5 §2.1)."""
     def __init__(self, cfg: T5Config, has_relative_attention_bias: bool = False, bidirectional: bool = True):
         super().__init__()
         self.cfg, self.n_heads, self.bidirectional = cfg, cfg.num_heads, bidirectional
@@ -118,6 +120,7 @@ class T5Attention(nn.Module):
 
 
 class T5LayerSelfAttention(nn.Module):
+    """Pre-norm self-attention sublayer with residual (HF ``T5LayerSelfAttention``)."""
     def __init__(self, cfg: T5Config, has_relative_attention_bias: bool, bidirectional: bool):
         super().__init__()
         self.SelfAttention = T5Attention(cfg, has_relative_attention_bias, bidirectional)
@@ -125,12 +128,14 @@ class T5LayerSelfAttention(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout_rate)
 
     def forward(self, x, bias, need_weights):
+        """``x`` ``(B, T, D)`` → ``(x + attention, weights or None)``."""
         h = self.layer_norm(x)
         a, weights = self.SelfAttention(h, h, bias, need_weights)
         return x + self.dropout(a), weights
 
 
 class T5LayerCrossAttention(nn.Module):
+    """Pre-norm cross-attention sublayer with residual (HF ``T5LayerCrossAttention``)."""
     def __init__(self, cfg: T5Config):
         super().__init__()
         self.EncDecAttention = T5Attention(cfg)
@@ -138,6 +143,7 @@ class T5LayerCrossAttention(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout_rate)
 
     def forward(self, x, memory, bias, need_weights):
+        """Decoder states ``(B, T, D)`` attend to ``memory`` ``(B, S, D)``; returns ``(x + attention, weights or None)``."""
         a, weights = self.EncDecAttention(self.layer_norm(x), memory, bias, need_weights)
         return x + self.dropout(a), weights
 
@@ -157,11 +163,13 @@ class T5DenseActDense(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout_rate)
 
     def forward(self, x):
+        """wo(act(wi x)), or wo(gelu(wi_0 x) ⊙ wi_1 x) when gated."""
         h = F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x) if self.gated else F.relu(self.wi(x))
         return self.wo(self.dropout(h))
 
 
 class T5LayerFF(nn.Module):
+    """Pre-norm feed-forward sublayer with residual (HF ``T5LayerFF``)."""
     def __init__(self, cfg: T5Config):
         super().__init__()
         self.DenseReluDense = T5DenseActDense(cfg)
@@ -169,10 +177,12 @@ class T5LayerFF(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout_rate)
 
     def forward(self, x):
+        """x + dropout(FF(RMSNorm x))."""
         return x + self.dropout(self.DenseReluDense(self.layer_norm(x)))
 
 
 class T5Block(nn.Module):
+    """One T5 block: self-attention, (cross-attention in the decoder), feed-forward."""
     def __init__(self, cfg: T5Config, has_relative_attention_bias: bool, is_decoder: bool):
         super().__init__()
         self.layer = nn.ModuleList([T5LayerSelfAttention(cfg, has_relative_attention_bias, not is_decoder)])
@@ -181,6 +191,7 @@ class T5Block(nn.Module):
         self.layer.append(T5LayerFF(cfg))
 
     def forward(self, x, self_bias, memory=None, cross_bias=None, need_weights=False):
+        """``x`` ``(B, T, D)`` → ``(block output, self weights, cross weights)``."""
         x, self_w = self.layer[0](x, self_bias, need_weights)
         cross_w = None
         if memory is not None:
@@ -247,6 +258,7 @@ class T5Model(nn.Module):
     def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None, decoder_attention_mask: torch.Tensor | None = None,
                 output_attentions: bool = False) -> Seq2SeqOutput:
+        """Encode ``input_ids``, decode ``decoder_input_ids``: :class:`Seq2SeqOutput` with the decoder's hidden states."""
         enc_mask = self._check("input_ids", input_ids, attention_mask)
         dec_mask = self._check("decoder_input_ids", decoder_input_ids, decoder_attention_mask)
         if decoder_input_ids.shape[0] != input_ids.shape[0]:
@@ -264,6 +276,7 @@ class T5ForConditionalGeneration(T5Model):
 
     def forward(self, input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None,
                 output_attentions=False) -> Seq2SeqOutput:
+        """:class:`Seq2SeqOutput` with ``logits`` ``(B, T_dec, V)`` from the tied head."""
         out = super().forward(input_ids, decoder_input_ids, attention_mask, decoder_attention_mask, output_attentions)
         h = out.last_hidden_state
         if self.config.scale_decoder_outputs:

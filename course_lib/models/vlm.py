@@ -21,6 +21,7 @@ from course_lib.models.vit import ViT, run_blocks
 
 @dataclass
 class VLMOutput:
+    """PrefixVLM's output: logits at the text positions and attentions."""
     logits: torch.Tensor                                # (B, T, V) at the text positions
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, N + T, N + T) when asked for
 
@@ -34,6 +35,7 @@ class Projector(nn.Module):
         self.linear_2 = nn.Linear(text_hidden_size, text_hidden_size)
 
     def forward(self, image_features: torch.Tensor) -> torch.Tensor:
+        """``(B, N, D_v)`` patch features → ``(B, N, D_t)`` image tokens."""
         return self.linear_2(F.gelu(self.linear_1(image_features)))  # (B, N, D_t)
 
 
@@ -53,10 +55,12 @@ class PrefixVLM(nn.Module):
 
     @property
     def num_image_tokens(self) -> int:
+        """Image tokens placed before the text: the vision tower's patch count."""
         return self.vision_model.config.num_patches
 
     def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, output_attentions: bool = False
                 ) -> VLMOutput:
+        """Logits ``(B, T, V)`` at the text positions of ``[image tokens; input_ids]``."""
         lm = self.language_model
         lm.check_ids(input_ids, offset=self.num_image_tokens)
         patches = self.vision_model(pixel_values).last_hidden_state[:, 1:]  # (B, N, D_v): patch tokens, no [CLS]

@@ -22,6 +22,7 @@ VOCAB_SIZE = DIGIT_OFFSET + 10
 
 @dataclass(frozen=True)
 class ReversalTask:
+    """Digit-string reversal: lengths, and the hash that holds out ~1/held_out_mod of all strings."""
     min_len: int = 3         # shortest digit string
     max_len: int = 10        # longest digit string (source width; target width is max_len + 2)
     held_out_mod: int = 10   # a string is held out when its hash % held_out_mod == 0

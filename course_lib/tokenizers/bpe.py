@@ -202,6 +202,7 @@ class ByteLevelBPE:
     # ------------------------------------------------------------------ encoding
     @property
     def vocab_size(self) -> int:
+        """Number of tokens in the vocabulary."""
         return len(self.vocab)
 
     def bpe(self, word: str) -> list[str]:
@@ -308,6 +309,7 @@ class ByteLevelBPE:
         return [self.id_to_token[i] for i in self._check_ids(ids)]
 
     def token_to_id(self, token: str) -> int:
+        """The id of one token string (``KeyError`` if absent)."""
         if token not in self.vocab:
             raise ValueError(f"token {token!r} is not in the vocabulary")
         return self.vocab[token]

@@ -21,6 +21,7 @@ class WordTokenizer:
 
     @property
     def vocab_size(self) -> int:
+        """Number of ids: the specials plus the words."""
         return len(self.vocab)
 
     def encode(self, text: str) -> list[int]:

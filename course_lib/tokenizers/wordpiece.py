@@ -45,6 +45,7 @@ _ASCII_PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
 def is_whitespace(ch: str) -> bool:
+    """BERT's whitespace test (HF ``BertTokenizer``'s ``_is_whitespace``)."""
     return ch in _WHITESPACE
 
 
@@ -56,6 +57,7 @@ def is_control(ch: str) -> bool:
 
 
 def is_chinese_char(ch: str) -> bool:
+    """True for a CJK unified ideograph (the ranges BERT splits into single characters)."""
     cp = ord(ch)
     return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
 
@@ -155,10 +157,12 @@ class WordPieceTokenizer:
 
     @property
     def pad_id(self) -> int:
+        """Id of ``[PAD]``."""
         return self.vocab[self.pad_token]
 
     @property
     def mask_id(self) -> int:
+        """Id of ``[MASK]``."""
         return self.vocab[self.mask_token]
 
     def _wordpiece(self, word: str) -> tuple[str, ...]:
@@ -194,6 +198,7 @@ class WordPieceTokenizer:
         return tokens
 
     def convert_tokens_to_ids(self, tokens: list[str]) -> list[int]:
+        """Token strings → ids (``[UNK]``'s id for unknown tokens)."""
         unk = self.vocab[self.unk_token]
         return [self.vocab.get(t, unk) for t in tokens]
 

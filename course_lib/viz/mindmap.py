@@ -14,6 +14,7 @@ from pathlib import Path
 
 @dataclass
 class Node:
+    """A box of the mind map: its label, hover note, course chapter and children."""
     label: str                 # what the box says
     note: str = ""             # hover text / one-line explanation
     chapter: str = ""          # where the course builds it, e.g. "03"

@@ -40,6 +40,7 @@ LATENT_NORM_EPS = 1e-6
 
 @dataclass
 class YarnConfig:
+    """YaRN context-extension settings (Peng et al. 2023; DeepSeek-V3 ``rope_scaling``)."""
     factor: float                          # context extension factor s (DeepSeek-V3: 40)
     original_max_position_embeddings: int  # pre-training context length (DeepSeek-V3: 4096)
     beta_fast: float = 32.0                # rotations above which a frequency is kept as is
@@ -74,6 +75,7 @@ def yarn_inv_freq(dim: int, base: float, yarn: YarnConfig) -> torch.Tensor:
 
 @dataclass
 class MLAConfig:
+    """Multi-head latent attention sizes (DeepSeek-V2 §2.1 symbols in the field comments)."""
     hidden_size: int             # model width d
     num_heads: int               # attention heads n_h
     kv_lora_rank: int            # d_c, width of the cached latent c^KV
@@ -94,6 +96,7 @@ class MLAConfig:
 
     @property
     def qk_head_dim(self) -> int:
+        """d_h^nope + d_h^R, the query/key width per head."""
         return self.qk_nope_head_dim + self.qk_rope_head_dim
 
     @property

@@ -35,6 +35,7 @@ from .mtp import MTPModule
 
 @dataclass
 class DeepSeekConfig:
+    """DeepSeek-V3-style model hyperparameters with HF ``DeepseekV3Config`` names."""
     vocab_size: int = 256                # tokens (256: bytes)
     hidden_size: int = 64                # model width d
     intermediate_size: int = 192         # hidden width of the dense SwiGLU layers
@@ -75,11 +76,13 @@ class DeepSeekConfig:
         self.moe()
 
     def mla(self) -> MLAConfig:
+        """The attention part of this config as an :class:`MLAConfig`."""
         return MLAConfig(self.hidden_size, self.num_attention_heads, self.kv_lora_rank, self.qk_nope_head_dim,
                          self.qk_rope_head_dim, self.v_head_dim, self.q_lora_rank, self.rope_theta,
                          self.yarn)
 
     def moe(self) -> MoEConfig:
+        """The MoE part of this config as a :class:`MoEConfig`."""
         return MoEConfig(self.hidden_size, self.moe_intermediate_size, self.n_routed_experts, self.num_experts_per_tok,
                          self.n_shared_experts, self.n_group, self.topk_group, self.routed_scaling_factor,
                          self.norm_topk_prob, self.bias_update_speed)
@@ -126,6 +129,7 @@ class DeepSeekCache(list):
 
 @dataclass
 class DeepSeekOutput:
+    """DeepSeekForCausalLM's output: logits, final hidden states, attentions."""
     logits: torch.Tensor                               # (B, T, V)
     hidden_states: torch.Tensor                        # (B, T, d) after the final norm
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T, T_k) when asked for
@@ -218,6 +222,7 @@ class DeepSeekForCausalLM(nn.Module):
         return self.lm_head(self.mtp[k].norm(h))
 
     def moe_layers(self) -> list[DeepSeekMoE]:
+        """The DeepSeekMoE feed-forward of every MoE layer, in order."""
         return [layer.mlp for layer in self.model.layers if isinstance(layer.mlp, DeepSeekMoE)]
 
     def loss(self, tokens: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

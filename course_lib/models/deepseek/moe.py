@@ -34,6 +34,7 @@ from course_lib.layers import SwiGLU
 
 @dataclass
 class MoEConfig:
+    """DeepSeekMoE sizes and routing settings (DeepSeek-V3 §2.1.2 symbols in the field comments)."""
     hidden_size: int                     # model width d
     moe_intermediate_size: int           # hidden width of ONE routed expert (fine-grained: small)
     n_routed_experts: int                # N_r
@@ -67,6 +68,7 @@ class MoEConfig:
 
 @dataclass
 class Routing:
+    """What the router picked for each token: expert indices, gate weights and affinities."""
     scores: torch.Tensor   # (N, E) sigmoid affinities s_{i,t} (no bias), fp32
     indices: torch.Tensor  # (N, K) selected experts
     weights: torch.Tensor  # (N, K) gate values g_{i,t}
