@@ -63,7 +63,7 @@ def greedy_decode(model: Transformer, src: torch.Tensor, max_len: int, bos_id: i
     finished = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
     for _ in range(max_len):
         logits, _, _ = model.decode(seqs, memory, src_mask)  # (B, t, V)
-        next_token = logits[:, -1].argmax(-1).masked_fill(finished, model.cfg.pad_id)  # (B,)
+        next_token = logits[:, -1].argmax(-1).masked_fill(finished, model.config.pad_id)  # (B,)
         seqs = torch.cat([seqs, next_token[:, None]], dim=1)
         finished |= next_token == eos_id
         if finished.all():
@@ -79,7 +79,7 @@ def beam_search(model: Transformer, src: torch.Tensor, max_len: int, beam_size: 
     if not isinstance(beam_size, int) or beam_size <= 0:
         raise ValueError(f"beam_size must be a positive int, got {beam_size!r}")
     memory, src_mask = _decode_inputs(model, src, max_len)
-    b, k, pad = src.shape[0], beam_size, model.cfg.pad_id
+    b, k, pad = src.shape[0], beam_size, model.config.pad_id
     memory = memory.repeat_interleave(k, dim=0)  # (B·K, S, d_model)
     src_mask = src_mask.repeat_interleave(k, dim=0)
     seqs = torch.full((b * k, 1), bos_id, device=src.device)
@@ -126,4 +126,4 @@ def seq2seq_loss(model: Transformer, batch: tuple[torch.Tensor, torch.Tensor], s
     """Teacher forcing: feed ``tgt[:, :-1]``, predict ``tgt[:, 1:]`` with label smoothing."""
     src, tgt = batch
     logits = model(src, tgt[:, :-1]).logits  # (B, T-1, V)
-    return label_smoothing_loss(logits, tgt[:, 1:], smoothing, ignore_index=model.cfg.pad_id)
+    return label_smoothing_loss(logits, tgt[:, 1:], smoothing, ignore_index=model.config.pad_id)

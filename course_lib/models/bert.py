@@ -70,13 +70,13 @@ class MaskedLMOutput:
 
 class BertEmbeddings(nn.Module):
     """Token + position + segment embeddings, then LayerNorm and dropout (BERT §3.1, Fig. 2)."""
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, config: BertConfig):
         super().__init__()
-        self.word_embeddings = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=cfg.pad_token_id)
-        self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, cfg.hidden_size)
-        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         """``(B, T)`` ids and segment ids → ``(B, T, D)`` embeddings."""
@@ -88,13 +88,13 @@ class BertEmbeddings(nn.Module):
 
 class BertSelfAttention(nn.Module):
     """Multi-head self-attention with HF's ``query``/``key``/``value`` names."""
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, config: BertConfig):
         super().__init__()
-        self.n_heads = cfg.num_attention_heads
-        self.query = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.key = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.value = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.dropout_p = cfg.attention_probs_dropout_prob
+        self.n_heads = config.num_attention_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_p = config.attention_probs_dropout_prob
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, need_weights: bool):
         """``x`` ``(B, T, D)`` → ``(context (B, T, D), weights (B, H, T, T) or None)``."""
@@ -109,11 +109,11 @@ class BertSelfAttention(nn.Module):
 class BertSelfOutput(nn.Module):
     """Projection + dropout + residual + LayerNorm (post-LN); also the FFN's output block."""
 
-    def __init__(self, d_in: int, cfg: BertConfig):
+    def __init__(self, d_in: int, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(d_in, cfg.hidden_size)
-        self.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.hidden_dropout_prob)
+        self.dense = nn.Linear(d_in, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, h: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         """LayerNorm(residual + dropout(W h)): the post-LN residual step."""
@@ -122,10 +122,10 @@ class BertSelfOutput(nn.Module):
 
 class BertAttention(nn.Module):
     """Self-attention followed by its post-LN output block (HF ``BertAttention``)."""
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, config: BertConfig):
         super().__init__()
-        self.self = BertSelfAttention(cfg)
-        self.output = BertSelfOutput(cfg.hidden_size, cfg)
+        self.self = BertSelfAttention(config)
+        self.output = BertSelfOutput(config.hidden_size, config)
 
     def forward(self, x, mask, need_weights):
         """``x`` ``(B, T, D)`` → ``(LayerNorm(x + attention), weights or None)``."""
@@ -135,9 +135,9 @@ class BertAttention(nn.Module):
 
 class BertIntermediate(nn.Module):
     """The feed-forward up-projection with exact GELU (HF ``BertIntermediate``)."""
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
 
     def forward(self, x):
         """GELU(W₁ x), ``(B, T, intermediate_size)``."""
@@ -146,11 +146,11 @@ class BertIntermediate(nn.Module):
 
 class BertLayer(nn.Module):
     """One post-LN encoder layer: attention block, then feed-forward block."""
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, config: BertConfig):
         super().__init__()
-        self.attention = BertAttention(cfg)
-        self.intermediate = BertIntermediate(cfg)
-        self.output = BertSelfOutput(cfg.intermediate_size, cfg)
+        self.attention = BertAttention(config)
+        self.intermediate = BertIntermediate(config)
+        self.output = BertSelfOutput(config.intermediate_size, config)
 
     def forward(self, x, mask, need_weights):
         """``x`` ``(B, T, D)`` → ``(layer output, attention weights or None)``."""
@@ -160,17 +160,17 @@ class BertLayer(nn.Module):
 
 class BertEncoder(nn.Module):
     """The stack of :class:`BertLayer` (HF ``BertEncoder.layer``)."""
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, config: BertConfig):
         super().__init__()
-        self.layer = nn.ModuleList(BertLayer(cfg) for _ in range(cfg.num_hidden_layers))
+        self.layer = nn.ModuleList(BertLayer(config) for _ in range(config.num_hidden_layers))
 
 
 class BertPooler(nn.Module):
     """tanh(W h_[CLS] + b): the sentence vector BERT's next-sentence head was trained on."""
 
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, h):
         """tanh(W h_[CLS]) ``(B, D)``."""
@@ -196,12 +196,12 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 class BertModel(nn.Module):
     """Embeddings → N post-LN encoder layers → (pooler). Bidirectional: only padding is masked."""
 
-    def __init__(self, cfg: BertConfig, add_pooling_layer: bool = True):
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
         super().__init__()
-        self.config = cfg
-        self.embeddings = BertEmbeddings(cfg)
-        self.encoder = BertEncoder(cfg)
-        self.pooler = BertPooler(cfg) if add_pooling_layer else None
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.encoder = BertEncoder(config)
+        self.pooler = BertPooler(config) if add_pooling_layer else None
         self.apply(init_weights)
 
     @classmethod
@@ -213,12 +213,12 @@ class BertModel(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, output_attentions: bool = False) -> BertOutput:
         """``input_ids`` (B, T); ``attention_mask`` (B, T), 1 = real token, 0 = padding."""
-        cfg = self.config
-        check_token_ids(input_ids, cfg.vocab_size, "input_ids", cfg.max_position_embeddings)
+        config = self.config
+        check_token_ids(input_ids, config.vocab_size, "input_ids", config.max_position_embeddings)
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         _check_same_shape("token_type_ids", token_type_ids, input_ids)
-        check_token_ids(token_type_ids, cfg.type_vocab_size, "token_type_ids")
+        check_token_ids(token_type_ids, config.type_vocab_size, "token_type_ids")
         mask = None
         if attention_mask is not None:
             _check_same_shape("attention_mask", attention_mask, input_ids)
@@ -235,13 +235,13 @@ class BertModel(nn.Module):
 class BertLMPredictionHead(nn.Module):
     """MLM head: dense → GELU → LayerNorm → decoder tied to the word embeddings (+ bias)."""
 
-    def __init__(self, cfg: BertConfig, word_embeddings: nn.Embedding):
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
         super().__init__()
         self.transform = nn.Module()
-        self.transform.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
-        self.transform.LayerNorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.transform.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.transform.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.word_embeddings = [word_embeddings]  # a list so the tied weight is not registered twice
-        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """``(B, T, D)`` hidden states → ``(B, T, V)`` MLM logits."""
@@ -252,12 +252,12 @@ class BertLMPredictionHead(nn.Module):
 class BertForMaskedLM(nn.Module):
     """BERT + MLM head (HF names ``bert.*``, ``cls.predictions.*``); returns logits ``(B, T, V)``."""
 
-    def __init__(self, cfg: BertConfig):
+    def __init__(self, config: BertConfig):
         super().__init__()
-        self.config = cfg
-        self.bert = BertModel(cfg, add_pooling_layer=False)
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
         self.cls = nn.Module()
-        self.cls.predictions = BertLMPredictionHead(cfg, self.bert.embeddings.word_embeddings)
+        self.cls.predictions = BertLMPredictionHead(config, self.bert.embeddings.word_embeddings)
         self.cls.apply(init_weights)
 
     @classmethod

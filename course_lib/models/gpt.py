@@ -65,13 +65,13 @@ class GPTOutput:
 
 class CausalSelfAttention(nn.Module):
     """GPT-2 masked multi-head self-attention, q/k/v from one ``c_attn`` projection."""
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.n_head = cfg.n_head
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # q, k, v in one matmul
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
-        self.attn_dropout = cfg.dropout
-        self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.attn_dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
 
     def forward(self, x: torch.Tensor, need_weights: bool):
         """``x`` ``(B, T, C)`` → ``(attention output (B, T, C), weights (B, H, T, T) or None)``."""
@@ -86,11 +86,11 @@ class CausalSelfAttention(nn.Module):
 
 class MLP(nn.Module):
     """GPT-2 feed-forward: c_fc → GELU (tanh) → c_proj."""
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
-        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
         """W₂ GELU_tanh(W₁ x) with dropout."""
@@ -99,12 +99,12 @@ class MLP(nn.Module):
 
 class Block(nn.Module):
     """One pre-LN GPT-2 block: x + Attn(LN₁ x), then + MLP(LN₂ ·)."""
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
-        self.mlp = MLP(cfg)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(config)
 
     def forward(self, x, need_weights):
         """``x`` ``(B, T, C)`` → ``(block output, attention weights or None)``."""
@@ -116,15 +116,15 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """GPT-2 language model: ``forward(input_ids)`` → next-token logits at every position."""
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.config = cfg
+        self.config = config
         self.transformer = nn.Module()
-        self.transformer.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.transformer.wpe = nn.Embedding(cfg.n_positions, cfg.n_embd)
-        self.transformer.drop = nn.Dropout(cfg.dropout)
-        self.transformer.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.transformer.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.transformer.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.transformer.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.transformer.drop = nn.Dropout(config.dropout)
+        self.transformer.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.transformer.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.apply(self._init_weights)
 
     @classmethod
@@ -144,8 +144,8 @@ class GPT(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, output_attentions: bool = False) -> GPTOutput:
         """``input_ids`` ``(B, T)`` → :class:`GPTOutput` (logits ``(B, T, V)``, tied head)."""
-        cfg = self.config
-        check_token_ids(input_ids, cfg.vocab_size, "input_ids", cfg.n_positions)
+        config = self.config
+        check_token_ids(input_ids, config.vocab_size, "input_ids", config.n_positions)
         T = input_ids.shape[1]
         tr = self.transformer
         pos = torch.arange(T, device=input_ids.device)  # (T,)

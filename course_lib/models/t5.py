@@ -90,22 +90,22 @@ def relative_position_bucket(relative_position: torch.Tensor, bidirectional: boo
 
 class T5Attention(nn.Module):
     """T5 attention: no 1/√d scaling, optional relative position bias (T5 §2.1)."""
-    def __init__(self, cfg: T5Config, has_relative_attention_bias: bool = False, bidirectional: bool = True):
+    def __init__(self, config: T5Config, has_relative_attention_bias: bool = False, bidirectional: bool = True):
         super().__init__()
-        self.cfg, self.n_heads, self.bidirectional = cfg, cfg.num_heads, bidirectional
-        inner = cfg.num_heads * cfg.d_kv
-        self.q = nn.Linear(cfg.d_model, inner, bias=False)
-        self.k = nn.Linear(cfg.d_model, inner, bias=False)
-        self.v = nn.Linear(cfg.d_model, inner, bias=False)
-        self.o = nn.Linear(inner, cfg.d_model, bias=False)
+        self.config, self.n_heads, self.bidirectional = config, config.num_heads, bidirectional
+        inner = config.num_heads * config.d_kv
+        self.q = nn.Linear(config.d_model, inner, bias=False)
+        self.k = nn.Linear(config.d_model, inner, bias=False)
+        self.v = nn.Linear(config.d_model, inner, bias=False)
+        self.o = nn.Linear(inner, config.d_model, bias=False)
         if has_relative_attention_bias:
-            self.relative_attention_bias = nn.Embedding(cfg.relative_attention_num_buckets, cfg.num_heads)
+            self.relative_attention_bias = nn.Embedding(config.relative_attention_num_buckets, config.num_heads)
 
     def compute_bias(self, t_q: int, t_k: int, device=None) -> torch.Tensor:
         """Position bias ``(1, H, T_q, T_k)``: b[bucket(j - i)] for query i, key j."""
         rel = torch.arange(t_k, device=device)[None, :] - torch.arange(t_q, device=device)[:, None]  # (T_q, T_k)
-        bucket = relative_position_bucket(rel, self.bidirectional, self.cfg.relative_attention_num_buckets,
-                                          self.cfg.relative_attention_max_distance)
+        bucket = relative_position_bucket(rel, self.bidirectional, self.config.relative_attention_num_buckets,
+                                          self.config.relative_attention_max_distance)
         return self.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0)  # (1, H, T_q, T_k)
 
     def forward(self, x: torch.Tensor, kv: torch.Tensor, bias: torch.Tensor, need_weights: bool):
@@ -114,18 +114,18 @@ class T5Attention(nn.Module):
         q = self.q(x).view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, H, T, Dkv)
         k = self.k(kv).view(B, kv.shape[1], self.n_heads, -1).transpose(1, 2)  # (B, H, S, Dkv)
         v = self.v(kv).view(B, kv.shape[1], self.n_heads, -1).transpose(1, 2)
-        p = self.cfg.dropout_rate if self.training else 0.0
+        p = self.config.dropout_rate if self.training else 0.0
         out, weights = attend(q, k, v, bias, need_weights=need_weights, dropout_p=p, scale=1.0)  # (B, H, T, Dkv)
         return self.o(out.transpose(1, 2).reshape(B, T, -1)), weights  # (B, T, D), (B, H, T, S)
 
 
 class T5LayerSelfAttention(nn.Module):
     """Pre-norm self-attention sublayer with residual (HF ``T5LayerSelfAttention``)."""
-    def __init__(self, cfg: T5Config, has_relative_attention_bias: bool, bidirectional: bool):
+    def __init__(self, config: T5Config, has_relative_attention_bias: bool, bidirectional: bool):
         super().__init__()
-        self.SelfAttention = T5Attention(cfg, has_relative_attention_bias, bidirectional)
-        self.layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+        self.SelfAttention = T5Attention(config, has_relative_attention_bias, bidirectional)
+        self.layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x, bias, need_weights):
         """``x`` ``(B, T, D)`` → ``(x + attention, weights or None)``."""
@@ -136,11 +136,11 @@ class T5LayerSelfAttention(nn.Module):
 
 class T5LayerCrossAttention(nn.Module):
     """Pre-norm cross-attention sublayer with residual (HF ``T5LayerCrossAttention``)."""
-    def __init__(self, cfg: T5Config):
+    def __init__(self, config: T5Config):
         super().__init__()
-        self.EncDecAttention = T5Attention(cfg)
-        self.layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+        self.EncDecAttention = T5Attention(config)
+        self.layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x, memory, bias, need_weights):
         """Decoder states ``(B, T, D)`` attend to ``memory`` ``(B, S, D)``; returns ``(x + attention, weights or None)``."""
@@ -151,16 +151,16 @@ class T5LayerCrossAttention(nn.Module):
 class T5DenseActDense(nn.Module):
     """``wo · act(wi · x)``, or gated: ``wo · (GELU(wi_0 · x) ⊙ wi_1 · x)`` (T5 v1.1)."""
 
-    def __init__(self, cfg: T5Config):
+    def __init__(self, config: T5Config):
         super().__init__()
-        self.gated = cfg.feed_forward_proj == "gated-gelu"
+        self.gated = config.feed_forward_proj == "gated-gelu"
         if self.gated:
-            self.wi_0 = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-            self.wi_1 = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+            self.wi_0 = nn.Linear(config.d_model, config.d_ff, bias=False)
+            self.wi_1 = nn.Linear(config.d_model, config.d_ff, bias=False)
         else:
-            self.wi = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.wo = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+            self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
+        self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x):
         """wo(act(wi x)), or wo(gelu(wi_0 x) ⊙ wi_1 x) when gated."""
@@ -170,11 +170,11 @@ class T5DenseActDense(nn.Module):
 
 class T5LayerFF(nn.Module):
     """Pre-norm feed-forward sublayer with residual (HF ``T5LayerFF``)."""
-    def __init__(self, cfg: T5Config):
+    def __init__(self, config: T5Config):
         super().__init__()
-        self.DenseReluDense = T5DenseActDense(cfg)
-        self.layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+        self.DenseReluDense = T5DenseActDense(config)
+        self.layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x):
         """x + dropout(FF(RMSNorm x))."""
@@ -183,12 +183,12 @@ class T5LayerFF(nn.Module):
 
 class T5Block(nn.Module):
     """One T5 block: self-attention, (cross-attention in the decoder), feed-forward."""
-    def __init__(self, cfg: T5Config, has_relative_attention_bias: bool, is_decoder: bool):
+    def __init__(self, config: T5Config, has_relative_attention_bias: bool, is_decoder: bool):
         super().__init__()
-        self.layer = nn.ModuleList([T5LayerSelfAttention(cfg, has_relative_attention_bias, not is_decoder)])
+        self.layer = nn.ModuleList([T5LayerSelfAttention(config, has_relative_attention_bias, not is_decoder)])
         if is_decoder:
-            self.layer.append(T5LayerCrossAttention(cfg))
-        self.layer.append(T5LayerFF(cfg))
+            self.layer.append(T5LayerCrossAttention(config))
+        self.layer.append(T5LayerFF(config))
 
     def forward(self, x, self_bias, memory=None, cross_bias=None, need_weights=False):
         """``x`` ``(B, T, D)`` → ``(block output, self weights, cross weights)``."""
@@ -202,14 +202,14 @@ class T5Block(nn.Module):
 class T5Stack(nn.Module):
     """Encoder (bidirectional) or decoder (causal + cross-attention); embeddings come from ``shared``."""
 
-    def __init__(self, cfg: T5Config, shared: nn.Embedding, is_decoder: bool):
+    def __init__(self, config: T5Config, shared: nn.Embedding, is_decoder: bool):
         super().__init__()
         self.is_decoder = is_decoder
         self.shared = [shared]  # a list: the shared matrix is registered once, on the model
-        n = cfg.num_decoder_layers if is_decoder else cfg.num_layers
-        self.block = nn.ModuleList(T5Block(cfg, i == 0, is_decoder) for i in range(n))
-        self.final_layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+        n = config.num_decoder_layers if is_decoder else config.num_layers
+        self.block = nn.ModuleList(T5Block(config, i == 0, is_decoder) for i in range(n))
+        self.final_layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, input_ids, mask, memory=None, memory_mask=None, need_weights=False):
         """``mask`` (B, T) 1 = real token; ``memory`` (B, S, D) and ``memory_mask`` (B, S) for the decoder."""
@@ -235,12 +235,12 @@ class T5Stack(nn.Module):
 class T5Model(nn.Module):
     """Encoder–decoder without the head: returns the decoder's hidden states."""
 
-    def __init__(self, cfg: T5Config):
+    def __init__(self, config: T5Config):
         super().__init__()
-        self.config = cfg
-        self.shared = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.encoder = T5Stack(cfg, self.shared, is_decoder=False)
-        self.decoder = T5Stack(cfg, self.shared, is_decoder=True)
+        self.config = config
+        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        self.encoder = T5Stack(config, self.shared, is_decoder=False)
+        self.decoder = T5Stack(config, self.shared, is_decoder=True)
 
     @classmethod
     def from_hf(cls, config, state_dict: dict[str, torch.Tensor]):

@@ -87,7 +87,7 @@ def fit_reversal(model: Transformer, task: ReversalTask, steps: int, batch_size:
     generator = torch.Generator().manual_seed(seed)
     held_out = tuple(t.to(device) for t in task.sample(256, torch.Generator().manual_seed(seed + 1), held_out=True))
     optimizer = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, noam_lambda(model.cfg.d_model, warmup, lr_factor))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, noam_lambda(model.config.d_model, warmup, lr_factor))
     return train(model, lambda _step: task.sample(batch_size, generator), seq2seq_loss, optimizer, steps,
                  scheduler=scheduler, eval_fn=lambda m: {"exact_match": exact_match(m, *held_out)},
                  eval_every=eval_every, count_items=lambda batch: int((batch[1] != PAD).sum()), desc=desc)
