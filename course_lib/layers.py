@@ -1,4 +1,4 @@
-"""Building blocks shared by the LLaMA-family decoders (LLaMA chapter, DeepSeek chapter).
+"""Layers shared by several models: RMSNorm (T5, LLaMA, DeepSeek), RoPE (LLaMA, DeepSeek), SwiGLU (LLaMA, DeepSeek).
 
 - RMSNorm (Zhang & Sennrich 2019): y = x / sqrt(mean(x²) + ε) · g
 - Rotary position embedding, RoPE (Su et al. 2021, RoFormer §3.4): rotate each pair of

@@ -174,6 +174,20 @@ def test_deepseek_left_padded_batch_equals_each_row_alone():
         assert (model(ids).logits[1, 4:] - model(rows[1]).logits[0]).abs().max() > 1e-3
 
 
+def test_gpt_left_padded_batch_equals_each_row_alone():
+    model = GPT.from_hf(_hf_gpt().config, _hf_gpt().state_dict())
+    rows = [torch.randint(0, 101, (1, 9)), torch.randint(0, 101, (1, 4))]
+    ids, mask = torch.zeros(2, 9, dtype=torch.long), torch.zeros(2, 9, dtype=torch.long)
+    ids[0], mask[0] = rows[0][0], 1
+    ids[1, 5:], mask[1, 5:] = rows[1][0], 1
+    with torch.no_grad():
+        for need_weights in (False, True):
+            batched = model(ids, need_weights, attention_mask=mask).logits
+            torch.testing.assert_close(batched[0], model(rows[0]).logits[0])
+            torch.testing.assert_close(batched[1, 5:], model(rows[1]).logits[0])
+        assert (model(ids).logits[1, 5:] - model(rows[1]).logits[0]).abs().max() > 1e-4
+
+
 @pytest.mark.parametrize("make", [
     lambda: GPTConfig(n_layer=0), lambda: BertConfig(num_hidden_layers=0), lambda: T5Config(num_layers=0),
     lambda: LlamaConfig(num_hidden_layers=0), lambda: DeepSeekConfig(num_hidden_layers=0),

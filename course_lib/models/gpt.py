@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import attend
+from course_lib.attention import attend, left_padding_mask
 from course_lib.checks import check_positive_ints, check_token_ids
 from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights
 
@@ -73,13 +73,13 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, need_weights: bool):
-        """``x`` ``(B, T, C)`` → ``(attention output (B, T, C), weights (B, H, T, T) or None)``."""
+    def forward(self, x: torch.Tensor, need_weights: bool, mask: torch.Tensor | None = None):
+        """``x`` ``(B, T, C)`` → ``(attention output (B, T, C), weights (B, H, T, T) or None)``; causal unless ``mask``."""
         B, T, C = x.shape
         q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2)  # (B, H, T, Dh)
                    for t in self.c_attn(x).split(C, dim=-1))
         p = self.attn_dropout if self.training else 0.0
-        out, weights = attend(q, k, v, causal=True, need_weights=need_weights, dropout_p=p)  # (B, H, T, Dh)
+        out, weights = attend(q, k, v, mask, causal=mask is None, need_weights=need_weights, dropout_p=p)  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(out)), weights
 
@@ -106,9 +106,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.mlp = MLP(config)
 
-    def forward(self, x, need_weights):
+    def forward(self, x, need_weights, mask=None):
         """``x`` ``(B, T, C)`` → ``(block output, attention weights or None)``."""
-        a, weights = self.attn(self.ln_1(x), need_weights)
+        a, weights = self.attn(self.ln_1(x), need_weights, mask)
         x = x + a
         return x + self.mlp(self.ln_2(x)), weights
 
@@ -142,17 +142,23 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, input_ids: torch.Tensor, output_attentions: bool = False) -> GPTOutput:
-        """``input_ids`` ``(B, T)`` → :class:`GPTOutput` (logits ``(B, T, V)``, tied head)."""
+    def forward(self, input_ids: torch.Tensor, output_attentions: bool = False,
+                attention_mask: torch.Tensor | None = None) -> GPTOutput:
+        """``input_ids`` ``(B, T)`` → :class:`GPTOutput` (logits ``(B, T, V)``, tied head).
+
+        ``attention_mask`` ``(B, T)`` (1 = token, 0 = left padding): positions count real tokens only.
+        """
         config = self.config
         check_token_ids(input_ids, config.vocab_size, "input_ids", config.n_positions)
         T = input_ids.shape[1]
         tr = self.transformer
-        pos = torch.arange(T, device=input_ids.device)  # (T,)
+        pos, mask = torch.arange(T, device=input_ids.device), None  # (T,)
+        if attention_mask is not None:
+            pos, mask = left_padding_mask(attention_mask, 0, T)  # (B, T), (B, 1, T, T)
         x = tr.drop(tr.wte(input_ids) + tr.wpe(pos))  # (B, T, C)
         attentions = []
         for block in tr.h:
-            x, weights = block(x, output_attentions)
+            x, weights = block(x, output_attentions, mask)
             attentions.append(weights)
         logits = tr.ln_f(x) @ tr.wte.weight.T  # (B, T, V), tied head
         return GPTOutput(logits, tuple(attentions) if output_attentions else None)
