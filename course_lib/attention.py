@@ -75,6 +75,45 @@ def scaled_dot_product_attention(
     return weights @ v, weights  # (..., T_q, d_v), (..., T_q, T_k)
 
 
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    *,
+    causal: bool = False,
+    need_weights: bool = False,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Multi-head attention ``(B, H, T_q, d)`` by our explicit path when the weights are wanted, else torch's fused kernel.
+
+    Both compute the same numbers (tests compare them for every model): ``need_weights=True`` runs
+    :func:`scaled_dot_product_attention` and returns ``(out, weights)``; otherwise
+    ``F.scaled_dot_product_attention`` returns ``(out, None)``. ``causal`` adds the causal mask
+    (queries are the last T_q positions); fewer key/value heads than query heads is grouped-query
+    attention, each key/value head serving ``H / H_kv`` consecutive query heads.
+    """
+    t_q, t_k = q.shape[-2], k.shape[-2]
+    groups = q.shape[-3] // k.shape[-3]
+    fused_causal = causal and mask is None and t_q == t_k and not need_weights
+    if causal and not fused_causal and t_q > 1:
+        allowed = causal_mask(t_q, t_k, device=q.device)  # (T_q, T_k)
+        if mask is None:
+            mask = allowed
+        elif mask.dtype == torch.bool:
+            mask = mask & allowed
+        else:
+            mask = mask.masked_fill(~allowed, float("-inf"))
+    if need_weights:
+        if groups > 1:  # repeat_kv in HF LLaMA
+            k, v = k.repeat_interleave(groups, dim=-3), v.repeat_interleave(groups, dim=-3)  # (B, H, T_k, d)
+        return scaled_dot_product_attention(q, k, v, mask=mask, dropout_p=dropout_p, scale=scale)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=fused_causal,
+                                         scale=scale, enable_gqa=groups > 1)
+    return out, None
+
+
 def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
     """Boolean ``(T_q, T_k)`` mask, True on and below the diagonal (query i sees keys ≤ i).
 
@@ -84,6 +123,24 @@ def causal_mask(t_q: int, t_k: int | None = None, device: torch.device | str | N
     if t_q <= 0 or t_k < t_q:
         raise ValueError(f"causal_mask needs 0 < t_q <= t_k, got t_q={t_q}, t_k={t_k}")
     return torch.ones(t_q, t_k, dtype=torch.bool, device=device).tril(diagonal=t_k - t_q)
+
+
+def left_padding_mask(attention_mask: torch.Tensor, past: int, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions ``(B, T)`` and boolean mask ``(B, 1, T, past + T)`` for the last T tokens of a left-padded batch.
+
+    ``attention_mask`` ``(B, past + T)`` is 1 for real tokens, 0 for padding. Positions count real
+    tokens only (as HF ``generate`` sets ``position_ids``), so a padded row computes what the same
+    sequence computes alone; each query sees the real keys up to itself, and a padding query sees
+    itself so no row is fully masked.
+    """
+    if attention_mask.dim() != 2 or attention_mask.shape[1] != past + t:
+        raise ValueError(f"attention_mask must have shape (B, past + T) = (B, {past + t}), "
+                         f"got {tuple(attention_mask.shape)}")
+    keep = attention_mask.bool()  # (B, T_k)
+    positions = (keep.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # (B, T)
+    own = torch.arange(t, device=keep.device)[:, None] + past == torch.arange(past + t, device=keep.device)  # (T, T_k)
+    mask = (causal_mask(t, past + t, device=keep.device) & keep[:, None, None, :]) | own  # (B, 1, T, T_k)
+    return positions, mask
 
 
 def padding_mask(tokens: torch.Tensor, pad_id: int) -> torch.Tensor:

@@ -26,12 +26,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RunConfig:
+    """Device, run size (small/full) and seed of one notebook run, from :func:`setup`."""
     device: torch.device  # where models and tensors of the demos live
     size: str             # "small" (CPU, CI) or "full" (GPU)
     seed: int             # the seed every RNG was set to
 
     @property
     def is_full(self) -> bool:
+        """True for the full (GPU) run size."""
         return self.size == "full"
 
     def pick(self, small: T, full: T) -> T:
@@ -39,6 +41,7 @@ class RunConfig:
         return full if self.is_full else small
 
     def describe(self) -> str:
+        """One line naming device, run size, seed and torch version."""
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
         return f"device={self.device} ({name}), size={self.size}, seed={self.seed}, torch={torch.__version__}"
 

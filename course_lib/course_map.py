@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Section:
+    """One section of the study notes and the notebooks that teach it."""
     part: str                  # the notes' part heading, e.g. "手撕大模型"
     title: str                 # the notes' section heading, e.g. "Transformer"
     notebooks: tuple[str, ...]  # notebook file names under chapters/ ("" when not written yet)

@@ -49,6 +49,7 @@ def generate(out_dir: str | Path = FIG_DIR, names: list[str] | None = None) -> l
 
 
 def main() -> None:
+    """Command line: regenerate every ``Fig/`` PNG (or the ones named)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", help="only these figure files")
     parser.add_argument("--out", default=str(FIG_DIR), help="output folder (default: the repo's Fig/)")

@@ -1,4 +1,4 @@
-"""Building blocks shared by the LLaMA-family decoders (LLaMA chapter, DeepSeek chapter).
+"""Layers shared by several models: RMSNorm (T5, LLaMA, DeepSeek), RoPE (LLaMA, DeepSeek), SwiGLU (LLaMA, DeepSeek).
 
 - RMSNorm (Zhang & Sennrich 2019): y = x / sqrt(mean(x²) + ε) · g
 - Rotary position embedding, RoPE (Su et al. 2021, RoFormer §3.4): rotate each pair of
@@ -28,6 +28,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x / RMS(x) · g, computed in fp32 and cast back to x's dtype."""
         if x.shape[-1] != self.weight.shape[0]:
             raise ValueError(f"RMSNorm expects last dimension {self.weight.shape[0]}, got {x.shape[-1]}")
         # x / sqrt(mean(x²) + ε) in fp32 (the fused kernel computes exactly x * rsqrt(mean(x²) + ε))
@@ -81,4 +82,5 @@ class SwiGLU(nn.Module):
         self.down_proj = nn.Linear(hidden_dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """down(silu(gate(x)) ⊙ up(x))."""
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))

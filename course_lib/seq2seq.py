@@ -1,9 +1,5 @@
-"""Training and decoding for the encoder–decoder Transformer, and the toy task of chapter 01.
+"""Training and decoding for the encoder–decoder Transformer (chapter 01's task: :mod:`course_lib.tasks.reversal`).
 
-- Toy task: reverse a digit string (``3 1 4 1 5`` → ``5 1 4 1 3``), generated in code; a fixed
-  hash of the digits puts ~10 % of all strings in a held-out set the training batches never show.
-  Reversal needs the decoder to look at the source in reverse order, so the trained model's
-  cross-attention shows an anti-diagonal.
 - Optimisation as in Vaswani et al. 2017 §5.3–5.4: Adam (β₁=0.9, β₂=0.98, ε=1e-9) with the
   "Noam" schedule lrate = d_model^-0.5 · min(step^-0.5, step · warmup^-1.5), label smoothing ε_ls = 0.1.
 - Decoding: greedy and beam search (length penalty of Wu et al. 2016, GNMT eq. 14).
@@ -11,72 +7,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from course_lib.training import TrainHistory, train
 from course_lib.transformer import Transformer
 
-PAD, BOS, EOS = 0, 1, 2  # special ids; digit d has id d + DIGIT_OFFSET
-DIGIT_OFFSET = 3
-VOCAB_SIZE = DIGIT_OFFSET + 10
-
-
-@dataclass(frozen=True)
-class ReversalTask:
-    min_len: int = 3         # shortest digit string
-    max_len: int = 10        # longest digit string (source width; target width is max_len + 2)
-    held_out_mod: int = 10   # a string is held out when its hash % held_out_mod == 0
-
-    def __post_init__(self):
-        if not 1 <= self.min_len <= self.max_len:
-            raise ValueError(f"need 1 <= min_len <= max_len, got {self.min_len}, {self.max_len}")
-        if self.held_out_mod < 2:
-            raise ValueError(f"held_out_mod must be >= 2, got {self.held_out_mod}")
-
-    def is_held_out(self, digits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``(N,)`` bool: a fixed polynomial hash of the digits and the length decides the split."""
-        powers = 7919 ** torch.arange(digits.shape[1], dtype=torch.long) % 1_000_003  # (L,)
-        h = (digits * powers).sum(1) + 31 * lengths
-        return h % self.held_out_mod == 0
-
-    def sample(self, n: int, generator: torch.Generator, held_out: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` examples from the training split (or the held-out one): ``src (n, max_len)``, ``tgt (n, max_len + 2)``.
-
-        ``src`` is the digits then padding; ``tgt`` is ``BOS``, the reversed digits, ``EOS``, padding.
-        """
-        if n <= 0:
-            raise ValueError(f"n must be positive, got {n}")
-        digits, lengths = [], []
-        while sum(len(d) for d in digits) < n:
-            d = torch.randint(0, 10, (2 * n, self.max_len), generator=generator)
-            length = torch.randint(self.min_len, self.max_len + 1, (2 * n,), generator=generator)
-            d = d.masked_fill(torch.arange(self.max_len) >= length[:, None], 0)  # zero beyond the length
-            keep = self.is_held_out(d, length) == held_out
-            digits.append(d[keep])
-            lengths.append(length[keep])
-        d, length = torch.cat(digits)[:n], torch.cat(lengths)[:n]
-        pos = torch.arange(self.max_len)
-        valid = pos < length[:, None]  # (n, max_len)
-        src = torch.where(valid, d + DIGIT_OFFSET, PAD)
-        rev_index = (length[:, None] - 1 - pos).clamp_min(0)  # position i reads digit L-1-i
-        reversed_digits = torch.where(valid, torch.gather(src, 1, rev_index), PAD)
-        tgt = torch.full((n, self.max_len + 2), PAD)
-        tgt[:, 0] = BOS
-        tgt[:, 1:-1] = reversed_digits
-        tgt[torch.arange(n), length + 1] = EOS
-        return src, tgt
-
-
-#: chapter 01's small run (CPU, CI): task, model sizes and training, shared by the notebook and the test
-SMALL_TASK = dict(min_len=3, max_len=8)
-SMALL_MODEL = dict(d_model=64, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, d_ff=128, dropout=0.0)
-SMALL_TRAINING = dict(steps=800, batch_size=128, warmup=100, lr_factor=0.5, eval_every=100)
-#: the full run (GPU): paper-base model (d_model 512, 6 + 6 layers) on longer strings
-FULL_TASK = dict(min_len=3, max_len=16)
-FULL_MODEL = dict(d_model=512, num_heads=8, num_encoder_layers=6, num_decoder_layers=6, d_ff=2048, dropout=0.1)
-FULL_TRAINING = dict(steps=4000, batch_size=128, warmup=1000, lr_factor=0.5, eval_every=250)
+PAD, BOS, EOS = 0, 1, 2  # special ids of the course's seq2seq vocabularies (the defaults below)
 
 
 def label_smoothing_loss(logits: torch.Tensor, target: torch.Tensor, smoothing: float = 0.1,
@@ -128,7 +63,7 @@ def greedy_decode(model: Transformer, src: torch.Tensor, max_len: int, bos_id: i
     finished = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
     for _ in range(max_len):
         logits, _, _ = model.decode(seqs, memory, src_mask)  # (B, t, V)
-        next_token = logits[:, -1].argmax(-1).masked_fill(finished, model.cfg.pad_id)  # (B,)
+        next_token = logits[:, -1].argmax(-1).masked_fill(finished, model.config.pad_id)  # (B,)
         seqs = torch.cat([seqs, next_token[:, None]], dim=1)
         finished |= next_token == eos_id
         if finished.all():
@@ -144,7 +79,7 @@ def beam_search(model: Transformer, src: torch.Tensor, max_len: int, beam_size: 
     if not isinstance(beam_size, int) or beam_size <= 0:
         raise ValueError(f"beam_size must be a positive int, got {beam_size!r}")
     memory, src_mask = _decode_inputs(model, src, max_len)
-    b, k, pad = src.shape[0], beam_size, model.cfg.pad_id
+    b, k, pad = src.shape[0], beam_size, model.config.pad_id
     memory = memory.repeat_interleave(k, dim=0)  # (B·K, S, d_model)
     src_mask = src_mask.repeat_interleave(k, dim=0)
     seqs = torch.full((b * k, 1), bos_id, device=src.device)
@@ -191,21 +126,4 @@ def seq2seq_loss(model: Transformer, batch: tuple[torch.Tensor, torch.Tensor], s
     """Teacher forcing: feed ``tgt[:, :-1]``, predict ``tgt[:, 1:]`` with label smoothing."""
     src, tgt = batch
     logits = model(src, tgt[:, :-1]).logits  # (B, T-1, V)
-    return label_smoothing_loss(logits, tgt[:, 1:], smoothing, ignore_index=model.cfg.pad_id)
-
-
-def fit_reversal(model: Transformer, task: ReversalTask, steps: int, batch_size: int = 64, warmup: int = 200,
-                 lr_factor: float = 1.0, seed: int = 0, eval_every: int = 0, desc: str = "reverse digits") -> TrainHistory:
-    """Train ``model`` on ``task`` with Adam(0.9, 0.98, 1e-9), Noam warmup and label smoothing 0.1.
-
-    Records ``exact_match`` on 256 held-out strings every ``eval_every`` steps and at the end.
-    """
-    device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(seed)
-    held_out = tuple(t.to(device) for t in task.sample(256, torch.Generator().manual_seed(seed + 1), held_out=True))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1.0, betas=(0.9, 0.98), eps=1e-9)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, noam_lambda(model.cfg.d_model, warmup, lr_factor))
-    return train(model, lambda _step: task.sample(batch_size, generator), seq2seq_loss, optimizer, steps,
-                 scheduler=scheduler, eval_fn=lambda m: {"exact_match": exact_match(m, *held_out)},
-                 eval_every=eval_every, count_items=lambda batch: int((batch[1] != PAD).sum()), desc=desc)
-
+    return label_smoothing_loss(logits, tgt[:, 1:], smoothing, ignore_index=model.config.pad_id)

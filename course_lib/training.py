@@ -6,7 +6,7 @@ keep a loss history, and optionally evaluate every few steps. The chapter suppli
 the batches and the loss, so the interesting part stays in the notebook.
 
     history = train(model, batches, loss_fn, optimizer, steps=cfg.pick(200, 5000))
-    plot_history(history)
+    plot_history(history)            # course_lib.viz.curves
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 @dataclass
 class TrainHistory:
+    """What :func:`train` records: losses and learning rates per step, evaluations, time and items."""
     steps: list[int] = field(default_factory=list)    # step index of each recorded loss
     losses: list[float] = field(default_factory=list)  # training loss at that step
     lrs: list[float] = field(default_factory=list)     # learning rate at that step
@@ -33,6 +34,7 @@ class TrainHistory:
 
     @property
     def items_per_second(self) -> float:
+        """Throughput over the run (items counted by ``count_items``)."""
         return self.items / self.seconds if self.seconds else 0.0
 
 
@@ -138,25 +140,3 @@ def smooth(values: list[float], weight: float = 0.9) -> list[float]:
         avg = v if avg is None else weight * avg + (1 - weight) * v
         out.append(avg)
     return out
-
-
-def plot_history(*histories: TrainHistory, names: list[str] | None = None, title: str = "training loss",
-                 log_y: bool = False):
-    """A plotly figure of one or more loss curves (raw, faint, and smoothed), losses to 4 significant digits."""
-    import plotly.graph_objects as go
-
-    names = names or [f"run {i}" for i in range(len(histories))]
-    if len(names) != len(histories):
-        raise ValueError(f"got {len(histories)} histories but {len(names)} names")
-    fig = go.Figure()
-    # a saved notebook stays small at full size: 4 significant digits, evenly spaced steps as x0 + dx
-    short = lambda values: [float(f"{v:.4g}") for v in values]
-    for h, name in zip(histories, names):
-        s = h.steps
-        even = len(s) > 1 and all(b - a == s[1] - s[0] for a, b in zip(s, s[1:]))
-        x = dict(x0=s[0], dx=s[1] - s[0]) if even else dict(x=s)
-        fig.add_scatter(**x, y=short(h.losses), name=f"{name} (raw)", opacity=0.3, line=dict(width=1))
-        fig.add_scatter(**x, y=short(smooth(h.losses)), name=name)
-    fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", height=380,
-                      yaxis_type="log" if log_y else "linear")
-    return fig

@@ -26,10 +26,12 @@ import torch
 from torch import nn
 
 from course_lib.attention import MultiHeadAttention, causal_mask, mha_state_from_torch, padding_mask
+from course_lib.checks import check_positive_ints
 
 
 @dataclass
 class TransformerConfig:
+    """Encoder–decoder Transformer sizes (Vaswani et al. 2017, Table 3 names)."""
     src_vocab_size: int             # source vocabulary size
     tgt_vocab_size: int             # target vocabulary size
     d_model: int = 512              # width of every residual stream (paper base: 512)
@@ -45,11 +47,8 @@ class TransformerConfig:
     layer_norm_eps: float = 1e-5    # ε of every LayerNorm
 
     def __post_init__(self):
-        for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "num_heads", "num_encoder_layers",
-                     "num_decoder_layers", "d_ff", "max_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"TransformerConfig.{name} must be a positive int, got {value!r}")
+        check_positive_ints(self, "src_vocab_size", "tgt_vocab_size", "d_model", "num_heads", "num_encoder_layers",
+                            "num_decoder_layers", "d_ff", "max_len")
         if self.d_model % self.num_heads:
             raise ValueError(f"TransformerConfig.d_model ({self.d_model}) must be divisible by "
                              f"num_heads ({self.num_heads})")
@@ -58,6 +57,7 @@ class TransformerConfig:
 
     @property
     def use_final_norm(self) -> bool:
+        """True for pre-norm layers, which need a final LayerNorm on each stack."""
         return self.norm_first if self.final_norm is None else self.final_norm
 
 
@@ -82,6 +82,7 @@ class PositionalEncoding(nn.Module):
         self.register_buffer("pe", sinusoidal_table(max_len, d_model), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x + PE[:T]: adds the sinusoidal encodings, then dropout."""
         max_len, d_model = self.pe.shape
         if x.dim() != 3 or x.shape[-1] != d_model:
             raise ValueError(f"x must have shape (B, T, d_model={d_model}), got {tuple(x.shape)}")
@@ -100,6 +101,7 @@ class TokenEmbedding(nn.Module):
         self.scale = math.sqrt(d_model)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Embedding(ids) · √d_model (Vaswani §3.4)."""
         if tokens.dim() != 2 or tokens.dtype not in (torch.long, torch.int):
             raise ValueError(f"tokens must be integer ids of shape (B, T), got {tokens.dtype} {tuple(tokens.shape)}")
         if tokens.numel() and (tokens.min() < 0 or tokens.max() >= self.embedding.num_embeddings):
@@ -118,16 +120,17 @@ class PositionwiseFeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """W₂ ReLU(W₁ x) with dropout (Vaswani §3.3)."""
         return self.linear2(self.dropout(torch.relu(self.linear1(x))))  # (B, T, d_ff) -> (B, T, d_model)
 
 
 class _ResidualLayer(nn.Module):
     """Shared by both layer types: one sub-layer with residual + LayerNorm, post- or pre-norm (§3.1)."""
 
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, config: TransformerConfig):
         super().__init__()
-        self.norm_first = cfg.norm_first
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.norm_first = config.norm_first
+        self.dropout = nn.Dropout(config.dropout)
 
     def residual(self, x: torch.Tensor, sublayer, norm: nn.LayerNorm):
         """post-norm: LayerNorm(x + Dropout(Sublayer(x))); pre-norm: x + Dropout(Sublayer(LayerNorm(x))).
@@ -144,12 +147,12 @@ class _ResidualLayer(nn.Module):
 class EncoderLayer(_ResidualLayer):
     """Self-attention block, then feed-forward block."""
 
-    def __init__(self, cfg: TransformerConfig):
-        super().__init__(cfg)
-        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.num_heads, cfg.dropout)
-        self.feed_forward = PositionwiseFeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
-        self.norm1 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
-        self.norm2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+    def __init__(self, config: TransformerConfig):
+        super().__init__(config)
+        self.self_attn = MultiHeadAttention(config.d_model, config.num_heads, config.dropout)
+        self.feed_forward = PositionwiseFeedForward(config.d_model, config.d_ff, config.dropout)
+        self.norm1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.norm2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` ``(B, S, d_model)`` → same shape, and the self-attention weights ``(B, H, S, S)``."""
@@ -162,14 +165,14 @@ class DecoderLayer(_ResidualLayer):
     """Masked self-attention block, cross-attention block (queries from the decoder, keys and values
     from the encoder output), then feed-forward block."""
 
-    def __init__(self, cfg: TransformerConfig):
-        super().__init__(cfg)
-        self.self_attn = MultiHeadAttention(cfg.d_model, cfg.num_heads, cfg.dropout)
-        self.cross_attn = MultiHeadAttention(cfg.d_model, cfg.num_heads, cfg.dropout)
-        self.feed_forward = PositionwiseFeedForward(cfg.d_model, cfg.d_ff, cfg.dropout)
-        self.norm1 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
-        self.norm2 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
-        self.norm3 = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps)
+    def __init__(self, config: TransformerConfig):
+        super().__init__(config)
+        self.self_attn = MultiHeadAttention(config.d_model, config.num_heads, config.dropout)
+        self.cross_attn = MultiHeadAttention(config.d_model, config.num_heads, config.dropout)
+        self.feed_forward = PositionwiseFeedForward(config.d_model, config.d_ff, config.dropout)
+        self.norm1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.norm2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
+        self.norm3 = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps)
 
     def forward(self, y: torch.Tensor, memory: torch.Tensor, tgt_mask: torch.Tensor | None = None,
                 memory_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -181,12 +184,12 @@ class DecoderLayer(_ResidualLayer):
 
 
 class Encoder(nn.Module):
-    """N stacked :class:`EncoderLayer` (+ a final LayerNorm when ``cfg.use_final_norm``)."""
+    """N stacked :class:`EncoderLayer` (+ a final LayerNorm when ``config.use_final_norm``)."""
 
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, config: TransformerConfig):
         super().__init__()
-        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_encoder_layers))
-        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.use_final_norm else None
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.num_encoder_layers))
+        self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.use_final_norm else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
         """Return the memory ``(B, S, d_model)`` and each layer's self-attention weights."""
@@ -198,12 +201,12 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """N stacked :class:`DecoderLayer` (+ a final LayerNorm when ``cfg.use_final_norm``)."""
+    """N stacked :class:`DecoderLayer` (+ a final LayerNorm when ``config.use_final_norm``)."""
 
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, config: TransformerConfig):
         super().__init__()
-        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.num_decoder_layers))
-        self.norm = nn.LayerNorm(cfg.d_model, eps=cfg.layer_norm_eps) if cfg.use_final_norm else None
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.num_decoder_layers))
+        self.norm = nn.LayerNorm(config.d_model, eps=config.layer_norm_eps) if config.use_final_norm else None
 
     def forward(self, y: torch.Tensor, memory: torch.Tensor, tgt_mask: torch.Tensor | None = None,
                 memory_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple, tuple]:
@@ -218,37 +221,40 @@ class Decoder(nn.Module):
 
 @dataclass
 class Seq2SeqOutput:
+    """An encoder–decoder's output (HF ``Seq2SeqLMOutput`` names): logits, attentions, hidden states."""
     logits: torch.Tensor                     # (B, T, tgt_vocab_size)
     encoder_attentions: tuple | None = None  # per encoder layer (B, H, S, S)
     decoder_attentions: tuple | None = None  # per decoder layer (B, H, T, T)
     cross_attentions: tuple | None = None    # per decoder layer (B, H, T, S)
+    last_hidden_state: torch.Tensor | None = None          # decoder output (B, T, D), when the model exposes it
+    encoder_last_hidden_state: torch.Tensor | None = None  # encoder output (B, S, D), when the model exposes it
 
 
 class Transformer(nn.Module):
     """Encoder–decoder Transformer on token ids; ``forward(src, tgt)`` gives next-token logits for ``tgt``."""
 
-    def __init__(self, cfg: TransformerConfig):
+    def __init__(self, config: TransformerConfig):
         super().__init__()
-        if not isinstance(cfg, TransformerConfig):
-            raise TypeError(f"cfg must be a TransformerConfig, got {type(cfg).__name__}")
-        self.cfg = cfg
-        self.src_embed = TokenEmbedding(cfg.src_vocab_size, cfg.d_model)
-        self.tgt_embed = TokenEmbedding(cfg.tgt_vocab_size, cfg.d_model)
-        self.positional_encoding = PositionalEncoding(cfg.d_model, cfg.max_len, cfg.dropout)
-        self.encoder = Encoder(cfg)
-        self.decoder = Decoder(cfg)
-        self.generator = nn.Linear(cfg.d_model, cfg.tgt_vocab_size)
+        if not isinstance(config, TransformerConfig):
+            raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
+        self.config = config
+        self.src_embed = TokenEmbedding(config.src_vocab_size, config.d_model)
+        self.tgt_embed = TokenEmbedding(config.tgt_vocab_size, config.d_model)
+        self.positional_encoding = PositionalEncoding(config.d_model, config.max_len, config.dropout)
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.generator = nn.Linear(config.d_model, config.tgt_vocab_size)
         for p in self.parameters():  # Xavier, as in the annotated Transformer and torch.nn.Transformer
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
 
     def src_mask(self, src: torch.Tensor) -> torch.Tensor:
         """``(B, 1, 1, S)``: every query may attend to every non-padding source token."""
-        return padding_mask(src, self.cfg.pad_id)
+        return padding_mask(src, self.config.pad_id)
 
     def tgt_mask(self, tgt: torch.Tensor) -> torch.Tensor:
         """``(B, 1, T, T)``: causal (no peeking at later tokens) and no padding keys."""
-        return padding_mask(tgt, self.cfg.pad_id) & causal_mask(tgt.shape[1], device=tgt.device)
+        return padding_mask(tgt, self.config.pad_id) & causal_mask(tgt.shape[1], device=tgt.device)
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, tuple]:
         """Source ids ``(B, S)`` → memory ``(B, S, d_model)`` and encoder attentions."""

@@ -54,14 +54,14 @@ def hf_smollm2_tokenizer():
 @pytest.fixture(scope="session")
 def smollm2():
     """Our LlamaForCausalLM with the SmolLM2 weights (eval mode), shared by the LLaMA and generation tests."""
-    from course_lib.models.llama import LlamaForCausalLM
+    from course_lib import pretrained
 
-    return LlamaForCausalLM.from_smollm2()
+    return pretrained.smollm2()
 
 
 @pytest.fixture(scope="session")
 def smollm2_bpe():
     """Our byte-level BPE tokenizer with SmolLM2's vocabulary and merges."""
-    from course_lib.tokenizers.bpe import ByteLevelBPE
+    from course_lib import pretrained
 
-    return ByteLevelBPE.from_smollm2()
+    return pretrained.smollm2_tokenizer()

@@ -26,13 +26,20 @@ def test_setup_seeds_everything(monkeypatch):
     a = torch.randn(3)
     config.setup(seed=123)
     torch.testing.assert_close(torch.randn(3), a, rtol=0, atol=0)
-    assert cfg.pick(small=1, full=2) == (2 if cfg.is_full else 1)
     assert "seed=123" in cfg.describe()
 
 
-def test_bad_seed_and_missing_cuda():
+@pytest.mark.parametrize("size, expected", [("small", 200), ("full", 5000)])
+def test_pick_follows_the_run_size(monkeypatch, size, expected):
+    monkeypatch.setenv("COURSE_SIZE", size)
+    cfg = config.setup(device="cpu")
+    assert (cfg.size, cfg.pick(small=200, full=5000)) == (size, expected)
+
+
+def test_bad_seed_and_missing_cuda(monkeypatch):
     with pytest.raises(ValueError, match="seed"):
         config.seed_everything(-1)
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="CUDA is not available"):
-            config.pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same check on a GPU machine
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        config.pick_device("cuda")
+    assert config.pick_device() == torch.device("cpu")

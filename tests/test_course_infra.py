@@ -66,7 +66,7 @@ def test_mind_map_layout_puts_every_family_on_the_map():
         ys_by_x.setdefault(x, []).append(y)
     assert all(len(ys) == len(set(ys)) for ys in ys_by_x.values()), "two boxes on the same spot"
     assert len(mindmap.model_family_figure().layout.annotations) == len(placed)
-    sun = mindmap.course_sunburst().data[0]
+    sun = mindmap.course_sunburst(course_map.NOTES_SECTIONS).data[0]
     assert "DeepSeek" in sun.labels and "03_llama" in sun.labels
 
 
@@ -101,4 +101,9 @@ def test_bench_harness_ratio_table_and_json(tmp_path, monkeypatch, capsys):
         harness.benchmark("fast-thing")(_fast)
     with pytest.raises(ValueError, match="no benchmark matches"):
         harness.run(["zzz"])
-    assert harness.time_call(lambda: None, repeat=3) >= 0
+    # a fake clock: warm-up call untimed, then three runs of 1 s, 3 s and 2 s -> median 2 s
+    ticks = iter([10.0, 11.0, 20.0, 23.0, 30.0, 32.0])
+    monkeypatch.setattr(harness.time, "perf_counter", lambda: next(ticks))
+    calls = []
+    assert harness.time_call(lambda: calls.append(1), repeat=3, warmup=1) == 2.0
+    assert len(calls) == 4

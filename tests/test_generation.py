@@ -22,7 +22,8 @@ from course_lib.generation import (
     top_k_filter,
     top_p_filter,
 )
-from course_lib.tokenizers.chat_template import render_chat, smollm2_chat_prompt
+from course_lib.pretrained import smollm2_chat_prompt
+from course_lib.tokenizers.chat_template import render_chat
 
 TOL = dict(atol=1e-6, rtol=1e-6)
 
@@ -174,7 +175,7 @@ def test_bad_input_raises_clear_errors(smollm2, logits):
         generate(smollm2, ids, 0)
     with pytest.raises(TypeError, match="torch.long tensor of shape"):
         generate(smollm2, torch.tensor([1, 2]), 2)
-    with pytest.raises(ValueError, match="input_ids must be in"):
+    with pytest.raises(ValueError, match="input_ids must lie in"):
         generate(smollm2, torch.tensor([[1, 60000]]), 2)
     with pytest.raises(TypeError, match="floating-point"):
         sample_next_token(torch.tensor([[1, 2]]))

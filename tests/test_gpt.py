@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib.models.gpt import GPT, HF_CONV1D, GPTConfig, load_hf_state_dict
+from course_lib.models.gpt import GPT, HF_CONV1D, GPTConfig
 
 TINY = dict(vocab_size=101, n_positions=16, n_embd=32, n_layer=3, n_head=4, layer_norm_epsilon=1e-5)
 
@@ -23,7 +23,7 @@ def pair():
         for name, p in ref.named_parameters():
             if name.endswith("bias") or ".ln_" in name:
                 p.normal_(0, 0.1 if name.endswith("bias") else 1.0)
-    ours = load_hf_state_dict(GPT(GPTConfig(**TINY)), ref.state_dict()).eval()
+    ours = GPT.from_hf(ref.config, ref.state_dict())
     return ours, ref
 
 
@@ -91,8 +91,8 @@ def test_bad_input(pair):
         ours.generate(torch.zeros(1, 2, dtype=torch.long), -1)
     sd = dict(ref.state_dict())
     sd["lm_head.weight"] = sd["lm_head.weight"] + 1
-    with pytest.raises(ValueError, match="tied head"):
-        load_hf_state_dict(GPT(GPTConfig(**TINY)), sd)
+    with pytest.raises(ValueError, match="lm_head.weight differs from transformer.wte.weight"):
+        GPT.from_hf(ref.config, sd)
 
 
 def test_attention_widget_reads_our_outputs(pair):

@@ -18,7 +18,7 @@ from course_lib.models.deepseek import (
     max_violation,
     sequence_balance_loss,
 )
-from course_lib.models.deepseek.model import hf_state_dict_to_ours
+from course_lib.models.deepseek.model import state_dict_from_hf
 
 TOL = dict(atol=1e-5, rtol=1e-5)
 
@@ -39,7 +39,7 @@ def make_pair(n_group, topk_group, top_k, seed=0):
     ours = DeepSeekMoE(MoEConfig(24, 8, 12, top_k, 2, n_group, topk_group, 2.5)).eval()
     cfg = DeepSeekConfig(hidden_size=24, moe_intermediate_size=8, n_routed_experts=12, num_experts_per_tok=top_k,
                          n_group=n_group, topk_group=topk_group)
-    mapped = hf_state_dict_to_ours({f"mlp.{k}": v for k, v in hf.state_dict().items()}, cfg)
+    mapped = state_dict_from_hf({f"mlp.{k}": v for k, v in hf.state_dict().items()}, cfg)
     ours.load_state_dict({k.removeprefix("mlp."): v for k, v in mapped.items()})
     return hf, ours
 

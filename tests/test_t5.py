@@ -16,7 +16,6 @@ from course_lib.models.t5 import (
     T5Config,
     T5ForConditionalGeneration,
     T5Model,
-    load_hf_state_dict,
     relative_position_bucket,
     shift_right,
 )
@@ -53,7 +52,7 @@ def test_t5_model_equals_hf(ff):
     from transformers import T5Model as HFT5Model
 
     ref = _hf(HFT5Model, feed_forward_proj=ff)
-    ours = load_hf_state_dict(T5Model(T5Config(**TINY, feed_forward_proj=ff)), ref.state_dict()).eval()
+    ours = T5Model.from_hf(ref.config, ref.state_dict())
     ids, mask, dec = _inputs()
     with torch.no_grad():
         want = ref(input_ids=ids, attention_mask=mask, decoder_input_ids=dec, output_attentions=True)
@@ -73,7 +72,7 @@ def test_conditional_generation_logits_loss_and_generate_equal_hf():
     from transformers import T5ForConditionalGeneration as HFT5
 
     ref = _hf(HFT5, decoder_start_token_id=0)
-    ours = load_hf_state_dict(T5ForConditionalGeneration(T5Config(**TINY)), ref.state_dict()).eval()
+    ours = T5ForConditionalGeneration.from_hf(ref.config, ref.state_dict())
     ids, mask, _ = _inputs()
     labels = torch.randint(1, 97, (2, 9))
     labels[0, 7:] = -100
@@ -137,8 +136,8 @@ def test_bad_input():
         T5Config(feed_forward_proj="gated-silu")
     sd = T5Model(T5Config(**TINY)).state_dict()
     sd["lm_head.weight"] = torch.zeros(97, 32)
-    with pytest.raises(ValueError, match="tied embeddings"):
-        load_hf_state_dict(T5Model(T5Config(**TINY)), sd)
+    with pytest.raises(ValueError, match="lm_head.weight differs from shared.weight"):
+        T5Model.from_hf(TINY, sd)
 
 
 def test_attention_widget_reads_our_outputs():

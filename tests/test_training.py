@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.training import TrainHistory, plot_history, smooth, train
+from course_lib.training import TrainHistory, smooth, train
+from course_lib.viz.curves import plot_history
 
 
 def _regression():

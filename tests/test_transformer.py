@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from course_lib import seq2seq
 from course_lib.attention import causal_mask, padding_mask
+from course_lib.tasks import reversal
 from course_lib.transformer import (
     PositionalEncoding,
     TokenEmbedding,
@@ -127,7 +128,7 @@ def test_noam_schedule():
 
 
 def test_reversal_task_and_held_out_split():
-    task = seq2seq.ReversalTask(min_len=3, max_len=8)
+    task = reversal.ReversalTask(min_len=3, max_len=8)
     src, tgt = task.sample(500, torch.Generator().manual_seed(0))
     assert src.shape == (500, 8) and tgt.shape == (500, 10)
     for s, t in zip(src.tolist()[:50], seq2seq.strip_special(tgt)[:50]):
@@ -172,15 +173,15 @@ def test_bad_input():
     with pytest.raises(ValueError, match="beam_size must be a positive int"):
         seq2seq.beam_search(ours, SRC, max_len=4, beam_size=0)
     with pytest.raises(ValueError, match="min_len <= max_len"):
-        seq2seq.ReversalTask(min_len=5, max_len=3)
+        reversal.ReversalTask(min_len=5, max_len=3)
 
 
 def test_reversal_small_config_reaches_95_percent_exact_match():
     """The chapter's small run (fixed seed): >= 95 % exact match on held-out strings."""
     torch.manual_seed(0)
-    model = Transformer(TransformerConfig(seq2seq.VOCAB_SIZE, seq2seq.VOCAB_SIZE, max_len=64, **seq2seq.SMALL_MODEL))
-    task = seq2seq.ReversalTask(**seq2seq.SMALL_TASK)
-    seq2seq.fit_reversal(model, task, seed=0, **{**seq2seq.SMALL_TRAINING, "eval_every": 0})
+    model = Transformer(TransformerConfig(reversal.VOCAB_SIZE, reversal.VOCAB_SIZE, max_len=64, **reversal.SMALL_MODEL))
+    task = reversal.ReversalTask(**reversal.SMALL_TASK)
+    reversal.fit_reversal(model, task, seed=0, **{**reversal.SMALL_TRAINING, "eval_every": 0})
     held_src, held_tgt = task.sample(512, torch.Generator().manual_seed(123), held_out=True)
     assert seq2seq.exact_match(model, held_src, held_tgt) >= 0.95
     assert seq2seq.exact_match(model, held_src[:64], held_tgt[:64], beam_size=3) >= 0.9

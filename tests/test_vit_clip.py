@@ -17,17 +17,19 @@ from transformers.models.clip.modeling_clip import image_text_contrastive_loss
 from course_lib.models.clip import (
     CLIP,
     CLIPConfig,
-    PrefixVLM,
-    Projector,
     TextConfig,
     TextTransformer,
     clip_loss,
     retrieval_accuracy,
-    text_state_dict_from_hf,
+)
+from course_lib.models.clip import (
+    state_dict_from_hf as clip_state_dict_from_hf,
 )
 from course_lib.models.vit import ViT, ViTConfig, patchify, state_dict_from_hf
+from course_lib.models.vlm import PrefixVLM, Projector
+from course_lib.tasks.shapes import CAPTION_WORDS, CAPTIONS, CLASSES, draw_shape, render, sample_batch
+from course_lib.tokenizers.word import WordTokenizer
 from course_lib.training import train
-from course_lib.vlm_data import CAPTIONS, CLASSES, CaptionTokenizer, draw_shape, render, sample_batch
 
 VIT = ViTConfig(image_size=16, patch_size=4, num_channels=3, hidden_size=32, num_hidden_layers=2,
                 num_attention_heads=4, intermediate_size=48)
@@ -76,7 +78,7 @@ def test_text_tower_equals_hf_clip_text_model():
     _randomise(hf)
     ours = TextTransformer(TextConfig(vocab_size=16, max_position_embeddings=12, hidden_size=32, num_hidden_layers=2,
                                       num_attention_heads=4, intermediate_size=48, eos_token_id=3)).eval()
-    result = ours.load_state_dict(text_state_dict_from_hf(hf.state_dict()), strict=True)
+    result = ours.load_state_dict(clip_state_dict_from_hf(hf.state_dict()), strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     ids = torch.tensor([[1, 5, 7, 9, 3, 0, 0], [1, 4, 3, 0, 0, 0, 0], [1, 6, 6, 8, 10, 11, 3]])
     with torch.no_grad():
@@ -95,7 +97,7 @@ def test_clip_loss_equals_hf():
 def _toy_clip_and_data(steps: int):
     """The small configuration the notebook uses: 32×32 images, 8×8 patches, batches of 48 distinct captions."""
     torch.manual_seed(0)
-    tok = CaptionTokenizer()
+    tok = WordTokenizer(CAPTION_WORDS)
     model = CLIP(CLIPConfig(text=TextConfig(vocab_size=tok.vocab_size)))
     g = torch.Generator().manual_seed(1)
 
@@ -125,7 +127,7 @@ def test_toy_clip_retrieval_at_least_90_percent():
 
 
 def test_prefix_vlm_shapes_and_causality():
-    tok = CaptionTokenizer()
+    tok = WordTokenizer(CAPTION_WORDS)
     vlm = PrefixVLM(ViT(VIT), TextConfig(vocab_size=tok.vocab_size, max_position_embeddings=24, hidden_size=32,
                                          num_attention_heads=4, intermediate_size=48)).eval()
     assert vlm.num_image_tokens == 16
@@ -154,7 +156,7 @@ def test_synthetic_data():
     assert captions[0] == CAPTIONS[labels[0]]
     again = sample_batch(60, generator=torch.Generator().manual_seed(0))[0]
     torch.testing.assert_close(again, images)  # same seed, same images
-    tok = CaptionTokenizer()
+    tok = WordTokenizer(CAPTION_WORDS)
     assert tok.decode(tok.encode("a small red ring")) == "a small red ring"
     assert draw_shape("ring", "red", "small").shape == (3, 32, 32)
     assert len(CLASSES) == 48 == len(set(CAPTIONS))
@@ -188,8 +190,8 @@ def test_bad_input():
         clip_loss(torch.randn(3, 4))
     with pytest.raises(ValueError, match="labels must have one entry per image"):
         retrieval_accuracy(torch.randn(3, 4), torch.randn(5, 4), torch.tensor([0, 1]))
-    tok = CaptionTokenizer()
-    with pytest.raises(ValueError, match=r"words \['dog'\] are not in the caption vocabulary"):
+    tok = WordTokenizer(CAPTION_WORDS)
+    with pytest.raises(ValueError, match=r"words \['dog'\] are not in the vocabulary"):
         tok.encode("a red dog")
     with pytest.raises(ValueError, match="more than length=3"):
         tok.encode_batch(["a red ring"], length=3)

@@ -29,6 +29,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Exercise:
+    """A registered exercise: its id, the check and the wrong answers the check must reject."""
     id: str                                   # "03.2": chapter notebook prefix "03", exercise 2
     answer: str                               # the name the stub cell defines
     check: Callable[[Any], str]               # raises AssertionError (what is wrong) or returns a success line

@@ -1,15 +1,10 @@
-"""CLIP (contrastive image–text dual encoder) and a LLaVA-style VLM (image patches as prefix tokens).
+"""CLIP, the contrastive image–text dual encoder (the LLaVA-style VLM built on its text tower: :mod:`course_lib.models.vlm`).
 
 **CLIP** (Radford et al. 2021, §2.3 and Fig. 3): an image encoder (:class:`~course_lib.models.vit.ViT`)
 and a causal text encoder (read at the <eos> token) are projected to one space and L2-normalised;
 for a batch of N pairs the logits are s_ij = e^τ · ⟨img_i, txt_j⟩ and the symmetric InfoNCE loss is
 
     L = ½ [ CE(S, diag) + CE(Sᵀ, diag) ]          (each image must pick its own caption, and vice versa)
-
-**LLaVA** (Liu et al. 2023, "Visual Instruction Tuning", §4.1; the 2-layer GELU MLP projector of
-LLaVA-1.5): the vision encoder's patch features H_v go through a projector W to the decoder's width,
-and the decoder reads ``[W(H_v); embed(text)]`` with a causal mask, predicting the caption tokens.
-Projector names follow HF ``LlavaMultiModalProjector`` (``linear_1``, ``linear_2``).
 """
 
 from __future__ import annotations
@@ -22,11 +17,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import causal_mask, padding_mask
-from course_lib.models.checks import check_token_ids
+from course_lib.checks import check_token_ids
 from course_lib.models.vit import Block, EncoderOutput, ViT, ViTConfig, run_blocks
 
 # HF ``CLIPTextModel`` name → ours (substring replacements, applied in order).
-HF_CLIP_TEXT_TO_OURS = (
+HF_TO_OURS = (
     ("embeddings.token_embedding.", "token_embedding."),
     ("embeddings.position_embedding.", "position_embedding."),
     ("encoder.layers.", "layers."),
@@ -39,6 +34,7 @@ HF_CLIP_TEXT_TO_OURS = (
 
 @dataclass
 class TextConfig:
+    """CLIP text-tower hyperparameters (HF ``CLIPTextConfig`` names)."""
     vocab_size: int = 16                # caption vocabulary (course_lib.vlm_data.CaptionTokenizer)
     max_position_embeddings: int = 16   # longest token sequence (learned positions)
     hidden_size: int = 64               # width
@@ -52,6 +48,7 @@ class TextConfig:
 
 @dataclass
 class CLIPConfig:
+    """CLIP: a ViT config, a text config, the shared embedding width and the initial temperature."""
     vision: ViTConfig = field(default_factory=ViTConfig)  # image tower
     text: TextConfig = field(default_factory=TextConfig)  # text tower
     projection_dim: int = 32            # shared embedding width
@@ -83,6 +80,7 @@ class TextTransformer(nn.Module):
                              f"max_position_embeddings={limit}")
 
     def forward(self, input_ids: torch.Tensor, output_attentions: bool = False) -> EncoderOutput:
+        """``(B, T)`` ids → :class:`EncoderOutput` with causal-attention hidden states ``(B, T, D)``."""
         self.check_ids(input_ids)
         t = input_ids.shape[1]
         x = self.token_embedding(input_ids) + self.position_embedding.weight[:t]  # (B, T, D)
@@ -99,12 +97,12 @@ class TextTransformer(nn.Module):
         return hidden[torch.arange(hidden.shape[0]), first]
 
 
-def text_state_dict_from_hf(hf_state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def state_dict_from_hf(hf_state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename an HF ``CLIPTextModel`` state dict (``text_model.`` prefix optional) to :class:`TextTransformer`'s."""
     out = {}
     for name, tensor in hf_state_dict.items():
         name = name.removeprefix("text_model.")
-        for hf, ours in HF_CLIP_TEXT_TO_OURS:
+        for hf, ours in HF_TO_OURS:
             name = name.replace(hf, ours)
         out[name] = tensor
     return out
@@ -141,6 +139,7 @@ class CLIP(nn.Module):
         return F.normalize(self.text_projection(self.text_model.pooled(input_ids, hidden)), dim=-1)
 
     def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        """Image–text similarity logits ``(B_img, B_txt)`` = e^τ · cosine similarity (CLIP Fig. 3)."""
         image, text = self.encode_image(pixel_values), self.encode_text(input_ids)
         return self.logit_scale.exp() * image @ text.T  # (B_img, B_txt)
 
@@ -150,68 +149,3 @@ def retrieval_accuracy(image_embeds: torch.Tensor, text_embeds: torch.Tensor, la
     if image_embeds.shape[0] != labels.shape[0]:
         raise ValueError(f"labels must have one entry per image, got {labels.shape[0]} for {image_embeds.shape[0]}")
     return (image_embeds @ text_embeds.T).argmax(dim=1).eq(labels).float().mean().item()
-
-
-@dataclass
-class VLMOutput:
-    logits: torch.Tensor                                # (B, T, V) at the text positions
-    attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, N + T, N + T) when asked for
-
-
-class Projector(nn.Module):
-    """LLaVA-1.5 projector: Linear → GELU → Linear from vision width to the decoder's width."""
-
-    def __init__(self, vision_hidden_size: int, text_hidden_size: int):
-        super().__init__()
-        self.linear_1 = nn.Linear(vision_hidden_size, text_hidden_size)
-        self.linear_2 = nn.Linear(text_hidden_size, text_hidden_size)
-
-    def forward(self, image_features: torch.Tensor) -> torch.Tensor:
-        return self.linear_2(F.gelu(self.linear_1(image_features)))  # (B, N, D_t)
-
-
-class PrefixVLM(nn.Module):
-    """A tiny LLaVA: vision tower → projector → image tokens as a prefix of a causal decoder.
-
-    ``forward(pixel_values, input_ids)`` → :class:`VLMOutput` with logits (B, T, V) at the text positions,
-    where the decoder saw ``[image tokens; input_ids]``. ``config.max_position_embeddings`` counts both parts.
-    """
-
-    def __init__(self, vision_model: ViT, config: TextConfig, freeze_vision: bool = True):
-        super().__init__()
-        self.vision_model = vision_model.requires_grad_(not freeze_vision)
-        self.multi_modal_projector = Projector(vision_model.config.hidden_size, config.hidden_size)
-        self.language_model = TextTransformer(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-
-    @property
-    def num_image_tokens(self) -> int:
-        return self.vision_model.config.num_patches
-
-    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, output_attentions: bool = False
-                ) -> VLMOutput:
-        lm = self.language_model
-        lm.check_ids(input_ids, offset=self.num_image_tokens)
-        patches = self.vision_model(pixel_values).last_hidden_state[:, 1:]  # (B, N, D_v): patch tokens, no [CLS]
-        prefix = self.multi_modal_projector(patches)  # (B, N, D_t)
-        x = torch.cat([prefix, lm.token_embedding(input_ids)], dim=1)  # (B, N + T, D_t)
-        length = x.shape[1]
-        x = x + lm.position_embedding.weight[:length]
-        x, attentions = run_blocks(lm.layers, x, causal_mask(length, device=x.device), output_attentions)
-        logits = self.lm_head(lm.final_layer_norm(x[:, self.num_image_tokens:]))  # (B, T, V)
-        return VLMOutput(logits, attentions)
-
-    def loss(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, pad_token_id: int = 0) -> torch.Tensor:
-        """Next-token cross-entropy on the caption (padding ignored)."""
-        logits = self(pixel_values, input_ids[:, :-1]).logits  # (B, T-1, V)
-        target = input_ids[:, 1:].masked_fill(input_ids[:, 1:] == pad_token_id, -100)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
-
-    @torch.no_grad()
-    def generate(self, pixel_values: torch.Tensor, bos_token_id: int, max_new_tokens: int) -> torch.Tensor:
-        """Greedy captions (B, 1 + max_new_tokens), starting from <bos> (recomputes the prefix; tiny model)."""
-        ids = torch.full((pixel_values.shape[0], 1), bos_token_id, dtype=torch.long, device=pixel_values.device)
-        for _ in range(max_new_tokens):
-            nxt = self(pixel_values, ids).logits[:, -1].argmax(-1, keepdim=True)  # (B, 1)
-            ids = torch.cat([ids, nxt], dim=1)
-        return ids

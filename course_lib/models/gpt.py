@@ -7,7 +7,9 @@
 
 Parameter names are HF's, but HF GPT-2 stores its projections as ``Conv1D`` whose weight is
 ``(in, out)`` — the transpose of ``nn.Linear``'s ``(out, in)``. :data:`HF_CONV1D` names them and
-:func:`load_hf_state_dict` transposes exactly those; nothing else is renamed.
+:meth:`GPT.from_hf` transposes exactly those; nothing else is renamed. :meth:`GPTConfig.from_hf` refuses
+the GPT-2 settings this model does not compute (another activation, unscaled or layer-scaled
+attention, an MLP width other than 4·n_embd) instead of returning other numbers.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import causal_mask, scaled_dot_product_attention
-from course_lib.models.checks import check_token_ids
+from course_lib.attention import attend, left_padding_mask
+from course_lib.checks import check_positive_ints, check_token_ids
+from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights
 
 # HF GPT-2 name suffix -> how to convert: these Conv1D weights are (in, out) and get transposed.
 HF_CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
-HF_IGNORED = ("lm_head.weight", ".attn.bias", ".attn.masked_bias")  # tied head; old causal-mask buffers
+HF_IGNORED = (".attn.bias", ".attn.masked_bias")  # causal-mask buffers of older GPT-2 checkpoints
 
 
 @dataclass
 class GPTConfig:
+    """GPT-2 hyperparameters with HF ``GPT2Config`` field names."""
     vocab_size: int = 50257           # BPE vocabulary size
     n_positions: int = 1024           # longest context (learned positions)
     n_embd: int = 768                 # d_model
@@ -37,62 +41,74 @@ class GPTConfig:
     dropout: float = 0.1              # residual, embedding and attention dropout (training only)
 
     def __post_init__(self):
+        check_positive_ints(self, "vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
-        for f in ("vocab_size", "n_positions", "n_embd", "n_layer"):
-            if getattr(self, f) <= 0:
-                raise ValueError(f"GPTConfig.{f} must be positive, got {getattr(self, f)}")
+
+    @classmethod
+    def from_hf(cls, config) -> GPTConfig:
+        """From a transformers ``GPT2Config`` or its config.json dict; refuses settings this GPT-2 does not compute."""
+        hf = config_dict(config)
+        supported = {"activation_function": ("gelu_new", "gelu_pytorch_tanh"), "scale_attn_weights": (True,),
+                     "scale_attn_by_inverse_layer_idx": (False,), "n_inner": (None, 4 * hf.get("n_embd", 768)),
+                     "reorder_and_upcast_attn": (False,), "add_cross_attention": (False,),
+                     "tie_word_embeddings": (True,)}
+        return config_from_hf(cls, hf, supported, dropout=hf.get("resid_pdrop", 0.1))
 
 
 @dataclass
 class GPTOutput:
+    """GPT's output: next-token logits and attentions."""
     logits: torch.Tensor                                # (B, T, V)
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T, T) when asked for
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: GPTConfig):
+    """GPT-2 masked multi-head self-attention, q/k/v from one ``c_attn`` projection."""
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.n_head = cfg.n_head
-        self.c_attn = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)  # q, k, v in one matmul
-        self.c_proj = nn.Linear(cfg.n_embd, cfg.n_embd)
-        self.attn_dropout = cfg.dropout
-        self.resid_dropout = nn.Dropout(cfg.dropout)
+        self.n_head = config.n_head
+        self.c_attn = nn.Linear(config.n_embd, 3 * config.n_embd)  # q, k, v in one matmul
+        self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.attn_dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, need_weights: bool):
+    def forward(self, x: torch.Tensor, need_weights: bool, mask: torch.Tensor | None = None):
+        """``x`` ``(B, T, C)`` → ``(attention output (B, T, C), weights (B, H, T, T) or None)``; causal unless ``mask``."""
         B, T, C = x.shape
         q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2)  # (B, H, T, Dh)
                    for t in self.c_attn(x).split(C, dim=-1))
         p = self.attn_dropout if self.training else 0.0
-        if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, mask=causal_mask(T, device=x.device), dropout_p=p)
-        else:  # fused kernel, same maths (tested against the explicit path)
-            out, weights = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p), None
+        out, weights = attend(q, k, v, mask, causal=mask is None, need_weights=need_weights, dropout_p=p)  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(out)), weights
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: GPTConfig):
+    """GPT-2 feed-forward: c_fc → GELU (tanh) → c_proj."""
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.c_fc = nn.Linear(cfg.n_embd, 4 * cfg.n_embd)
-        self.c_proj = nn.Linear(4 * cfg.n_embd, cfg.n_embd)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.c_fc = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.c_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):
+        """W₂ GELU_tanh(W₁ x) with dropout."""
         return self.dropout(self.c_proj(F.gelu(self.c_fc(x), approximate="tanh")))  # GPT-2's "gelu_new"
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: GPTConfig):
+    """One pre-LN GPT-2 block: x + Attn(LN₁ x), then + MLP(LN₂ ·)."""
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.ln_1 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln_2 = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
-        self.mlp = MLP(cfg)
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = CausalSelfAttention(config)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = MLP(config)
 
-    def forward(self, x, need_weights):
-        a, weights = self.attn(self.ln_1(x), need_weights)
+    def forward(self, x, need_weights, mask=None):
+        """``x`` ``(B, T, C)`` → ``(block output, attention weights or None)``."""
+        a, weights = self.attn(self.ln_1(x), need_weights, mask)
         x = x + a
         return x + self.mlp(self.ln_2(x)), weights
 
@@ -100,16 +116,23 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """GPT-2 language model: ``forward(input_ids)`` → next-token logits at every position."""
 
-    def __init__(self, cfg: GPTConfig):
+    def __init__(self, config: GPTConfig):
         super().__init__()
-        self.config = cfg
+        self.config = config
         self.transformer = nn.Module()
-        self.transformer.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
-        self.transformer.wpe = nn.Embedding(cfg.n_positions, cfg.n_embd)
-        self.transformer.drop = nn.Dropout(cfg.dropout)
-        self.transformer.h = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.transformer.ln_f = nn.LayerNorm(cfg.n_embd, eps=cfg.layer_norm_epsilon)
+        self.transformer.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.transformer.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.transformer.drop = nn.Dropout(config.dropout)
+        self.transformer.h = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.transformer.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.apply(self._init_weights)
+
+    @classmethod
+    def from_hf(cls, config, state_dict: dict[str, torch.Tensor]) -> GPT:
+        """A GPT from a transformers GPT-2 config and ``GPT2LMHeadModel`` state dict (Conv1D weights transposed), in eval mode."""
+        sd = {name: tensor.t() if name.endswith(HF_CONV1D) else tensor for name, tensor in state_dict.items()
+              if not name.endswith(HF_IGNORED)}
+        return load_hf_weights(cls(GPTConfig.from_hf(config)), sd, tied={"lm_head.weight": "transformer.wte.weight"})
 
     @staticmethod
     def _init_weights(module):
@@ -119,16 +142,23 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, input_ids: torch.Tensor, output_attentions: bool = False) -> GPTOutput:
-        cfg = self.config
-        check_token_ids(input_ids, cfg.vocab_size, "input_ids", cfg.n_positions)
+    def forward(self, input_ids: torch.Tensor, output_attentions: bool = False,
+                attention_mask: torch.Tensor | None = None) -> GPTOutput:
+        """``input_ids`` ``(B, T)`` → :class:`GPTOutput` (logits ``(B, T, V)``, tied head).
+
+        ``attention_mask`` ``(B, T)`` (1 = token, 0 = left padding): positions count real tokens only.
+        """
+        config = self.config
+        check_token_ids(input_ids, config.vocab_size, "input_ids", config.n_positions)
         T = input_ids.shape[1]
         tr = self.transformer
-        pos = torch.arange(T, device=input_ids.device)  # (T,)
+        pos, mask = torch.arange(T, device=input_ids.device), None  # (T,)
+        if attention_mask is not None:
+            pos, mask = left_padding_mask(attention_mask, 0, T)  # (B, T), (B, 1, T, T)
         x = tr.drop(tr.wte(input_ids) + tr.wpe(pos))  # (B, T, C)
         attentions = []
         for block in tr.h:
-            x, weights = block(x, output_attentions)
+            x, weights = block(x, output_attentions, mask)
             attentions.append(weights)
         logits = tr.ln_f(x) @ tr.wte.weight.T  # (B, T, V), tied head
         return GPTOutput(logits, tuple(attentions) if output_attentions else None)
@@ -146,17 +176,3 @@ class GPT(nn.Module):
                 nxt = torch.multinomial(torch.softmax(logits / temperature, -1), 1)
             input_ids = torch.cat([input_ids, nxt], dim=1)  # (B, T+1)
         return input_ids
-
-
-def load_hf_state_dict(model: GPT, state_dict: dict[str, torch.Tensor]) -> GPT:
-    """Load HF ``GPT2LMHeadModel`` weights: transpose :data:`HF_CONV1D`, drop :data:`HF_IGNORED`. Strict."""
-    head, wte = state_dict.get("lm_head.weight"), state_dict.get("transformer.wte.weight")
-    if head is not None and wte is not None and not torch.equal(head, wte):
-        raise ValueError("lm_head.weight differs from transformer.wte.weight: this GPT needs a tied head")
-    sd = {}
-    for name, tensor in state_dict.items():
-        if name == HF_IGNORED[0] or name.endswith(HF_IGNORED[1:]):
-            continue
-        sd[name] = tensor.t() if name.endswith(HF_CONV1D) else tensor
-    model.load_state_dict(sd, strict=True)
-    return model

@@ -136,6 +136,7 @@ def rwkv_wkv_recurrent(
 
 @dataclass
 class LinearAttentionConfig:
+    """Sizes of the causal linear-attention layer: width and heads."""
     d_model: int = 64   # model width
     n_heads: int = 4    # heads; d_model must divide evenly
 
@@ -171,6 +172,7 @@ class LinearAttention(nn.Module):
 
 @dataclass
 class RWKVConfig:
+    """Sizes of the RWKV-style time-mixing layer."""
     hidden_size: int = 64  # model width C (= attention width here)
 
 

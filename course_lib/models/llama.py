@@ -8,45 +8,32 @@ One block, with h the residual stream:
     h = h + Attention(RMSNorm(h))         # Wo · softmax(RoPE(Wq x) RoPE(Wk x)ᵀ / √d + M) · Wv x
     h = h + SwiGLU(RMSNorm(h))            # W2 (silu(W1 x) ⊙ W3 x)
 
-Reference: ``transformers/models/llama/modeling_llama.py``. Parameter names are HF's
-(:data:`HF_TO_OURS` is the identity), so ``course_lib.weights.smollm2_state_dict()`` loads with
-``load_state_dict`` as is. Output embeddings are tied to the input embeddings (no ``lm_head``
+Reference: ``transformers/models/llama/modeling_llama.py``. Parameter names are HF's, so
+:meth:`LlamaForCausalLM.from_hf` loads an HF state dict as is (dropping the tied ``lm_head`` copy). Output embeddings are tied to the input embeddings (no ``lm_head``
 parameter when ``tie_word_embeddings``), as in SmolLM2.
 
 Two attention paths give the same numbers (tested): ``output_attentions=True`` uses the
-from-scratch :func:`course_lib.attention.scaled_dot_product_attention` and returns the weights;
-otherwise ``torch.nn.functional.scaled_dot_product_attention`` (a fused kernel) is used.
+from-scratch attention and returns the weights, otherwise torch's fused kernel
+(:func:`course_lib.attention.attend` picks).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import causal_mask, scaled_dot_product_attention
+from course_lib.attention import attend, left_padding_mask
+from course_lib.checks import check_positive_ints, check_token_ids
 from course_lib.layers import RMSNorm, SwiGLU, apply_rope, rope_cos_sin, rope_inv_freq
-
-HF_TO_OURS = {  # HF LlamaForCausalLM name -> ours: the same names ("{i}" is the layer)
-    "model.embed_tokens.weight": "model.embed_tokens.weight",
-    "model.layers.{i}.input_layernorm.weight": "model.layers.{i}.input_layernorm.weight",
-    "model.layers.{i}.self_attn.q_proj.weight": "model.layers.{i}.self_attn.q_proj.weight",
-    "model.layers.{i}.self_attn.k_proj.weight": "model.layers.{i}.self_attn.k_proj.weight",
-    "model.layers.{i}.self_attn.v_proj.weight": "model.layers.{i}.self_attn.v_proj.weight",
-    "model.layers.{i}.self_attn.o_proj.weight": "model.layers.{i}.self_attn.o_proj.weight",
-    "model.layers.{i}.post_attention_layernorm.weight": "model.layers.{i}.post_attention_layernorm.weight",
-    "model.layers.{i}.mlp.gate_proj.weight": "model.layers.{i}.mlp.gate_proj.weight",
-    "model.layers.{i}.mlp.up_proj.weight": "model.layers.{i}.mlp.up_proj.weight",
-    "model.layers.{i}.mlp.down_proj.weight": "model.layers.{i}.mlp.down_proj.weight",
-    "model.norm.weight": "model.norm.weight",
-    "lm_head.weight": "lm_head.weight",  # only when embeddings are not tied
-}
+from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights, refuse_unsupported
 
 
 @dataclass
 class LlamaConfig:
+    """LLaMA hyperparameters with HF ``LlamaConfig`` field names (defaults: SmolLM2-135M)."""
     vocab_size: int = 49152               # tokens in the vocabulary
     hidden_size: int = 576                # d_model, width of the residual stream
     intermediate_size: int = 1536         # SwiGLU hidden width
@@ -62,11 +49,8 @@ class LlamaConfig:
     eos_token_id: int = 2                 # <|im_end|> in SmolLM2
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                     "num_attention_heads", "num_key_value_heads", "head_dim", "max_position_embeddings"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"LlamaConfig.{name} must be a positive int, got {value!r}")
+        check_positive_ints(self, "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                            "num_attention_heads", "num_key_value_heads", "head_dim", "max_position_embeddings")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ValueError(f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
                              f"num_key_value_heads ({self.num_key_value_heads})")
@@ -74,18 +58,19 @@ class LlamaConfig:
             raise ValueError(f"head_dim must be even for RoPE, got {self.head_dim}")
 
     @classmethod
-    def from_dict(cls, values: dict) -> LlamaConfig:
-        """Build from HF-style fields (e.g. ``course_lib.weights.smollm2_config()``); others are ignored."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
-
-    @classmethod
-    def smollm2(cls) -> LlamaConfig:
-        from course_lib import weights
-
-        return cls.from_dict(weights.smollm2_config())
+    def from_hf(cls, config) -> LlamaConfig:
+        """From a transformers ``LlamaConfig`` or config dict (e.g. ``weights.smollm2_config()``); refuses what we do not compute."""
+        hf = config_dict(config)
+        rope = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
+        refuse_unsupported({"rope_type": rope.get("rope_type", "default")}, {"rope_type": ("default",)}, cls.__name__)
+        values = {"rope_theta": rope.get("rope_theta", hf.get("rope_theta", 10000.0))}
+        if hf.get("head_dim") is None:
+            values["head_dim"] = hf["hidden_size"] // hf["num_attention_heads"]
+        supported = {"hidden_act": ("silu",), "attention_bias": (False,), "mlp_bias": (False,), "pretraining_tp": (1,)}
+        return config_from_hf(cls, hf, supported, **values)
 
     def to_dict(self) -> dict:
+        """The config as a plain dict of HF field names."""
         return asdict(self)
 
 
@@ -115,9 +100,11 @@ class KVCache:
         return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
 
     def advance(self, n: int) -> None:
+        """Count ``n`` more cached positions (the model calls it after its last layer)."""
         self.length += n
 
     def nbytes(self) -> int:
+        """Bytes held by the key and value buffers."""
         return self.keys.nbytes + self.values.nbytes
 
 
@@ -135,6 +122,7 @@ class LlamaAttention(nn.Module):
 
     def forward(self, x, cos, sin, mask=None, cache: KVCache | None = None, layer: int = 0,
                 output_attentions: bool = False):
+        """``x`` ``(B, T, D)`` → ``(o_proj(attention), weights (B, H, T, T_k) or None)``, RoPE on q and k."""
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, d)
         k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
@@ -142,22 +130,13 @@ class LlamaAttention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, H_kv, T_k, d)
-        if output_attentions:
-            group = self.n_heads // self.n_kv_heads  # query heads per kv head (repeat_kv in HF)
-            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, T_k, d)
-            if mask is None:
-                mask = causal_mask(T, k.shape[2], device=x.device)
-            out, weights = scaled_dot_product_attention(q, k, v, mask=mask)
-        else:
-            is_causal = mask is None and T > 1 and k.shape[2] == T
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
-                                                 enable_gqa=self.n_kv_heads != self.n_heads)
-            weights = None
+        out, weights = attend(q, k, v, mask, causal=mask is None, need_weights=output_attentions)  # (B, H, T, d)
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, H·d)
         return self.o_proj(out), weights
 
 
 class LlamaDecoderLayer(nn.Module):
+    """One pre-norm LLaMA block: h + Attention(RMSNorm h), then + SwiGLU(RMSNorm ·)."""
     def __init__(self, config: LlamaConfig):
         super().__init__()
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
@@ -166,6 +145,7 @@ class LlamaDecoderLayer(nn.Module):
         self.mlp = SwiGLU(config.hidden_size, config.intermediate_size)
 
     def forward(self, h, cos, sin, mask=None, cache=None, layer=0, output_attentions=False):
+        """``h`` ``(B, T, D)`` → ``(block output, attention weights or None)``."""
         attn, weights = self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, layer, output_attentions)
         h = h + attn
         h = h + self.mlp(self.post_attention_layernorm(h))
@@ -184,6 +164,7 @@ class LlamaModel(nn.Module):
 
 @dataclass
 class CausalLMOutput:
+    """LlamaForCausalLM's output: logits, attentions, and the cache it extended."""
     logits: torch.Tensor                            # (B, T, vocab)
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T_q, T_k) when asked for
     cache: KVCache | None = None                    # the cache passed in, now holding T more positions
@@ -207,15 +188,14 @@ class LlamaForCausalLM(nn.Module):
             nn.init.normal_(module.weight, std=0.02)  # HF initializer_range
 
     @classmethod
-    def from_smollm2(cls) -> LlamaForCausalLM:
-        """SmolLM2-135M-Instruct with the real (dequantized Q4_1, fp32) weights, in eval mode."""
-        from course_lib import weights
-
-        model = cls(LlamaConfig.smollm2())
-        model.load_state_dict(weights.smollm2_state_dict())
-        return model.eval()
+    def from_hf(cls, config, state_dict: dict[str, torch.Tensor]) -> LlamaForCausalLM:
+        """A model from a transformers ``LlamaConfig`` (or dict) and ``LlamaForCausalLM`` state dict, in eval mode."""
+        model = cls(LlamaConfig.from_hf(config))
+        tied = {"lm_head.weight": "model.embed_tokens.weight"} if model.config.tie_word_embeddings else {}
+        return load_hf_weights(model, state_dict, tied)
 
     def output_embeddings(self) -> torch.Tensor:
+        """The output projection ``(V, D)``: the embedding matrix when tied."""
         return self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
 
     def new_cache(self, batch_size: int, max_len: int) -> KVCache:
@@ -224,13 +204,7 @@ class LlamaForCausalLM(nn.Module):
         return KVCache(self.config, batch_size, max_len, dtype=weight.dtype, device=weight.device)
 
     def _check_inputs(self, input_ids, attention_mask, cache):
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype not in (torch.long, torch.int):
-            raise TypeError("input_ids must be an integer torch.Tensor of shape (B, T)")
-        if input_ids.dim() != 2 or input_ids.shape[1] == 0:
-            raise ValueError(f"input_ids must have shape (B, T) with T >= 1, got {tuple(input_ids.shape)}")
-        lo, hi = int(input_ids.min()), int(input_ids.max())
-        if lo < 0 or hi >= self.config.vocab_size:
-            raise ValueError(f"input_ids must be in [0, {self.config.vocab_size}), got values in [{lo}, {hi}]")
+        check_token_ids(input_ids, self.config.vocab_size)
         past = 0 if cache is None else cache.length
         total = past + input_ids.shape[1]
         if total > self.config.max_position_embeddings:
@@ -239,9 +213,6 @@ class LlamaForCausalLM(nn.Module):
         if cache is not None and (total > cache.max_len or cache.batch_size != input_ids.shape[0]):
             raise ValueError(f"cache for batch {cache.batch_size} × {cache.max_len} positions cannot take "
                              f"{input_ids.shape[0]} × {total}")
-        if attention_mask is not None and tuple(attention_mask.shape) != (input_ids.shape[0], total):
-            raise ValueError(f"attention_mask must have shape (B, past + T) = {(input_ids.shape[0], total)}, "
-                             f"got {tuple(attention_mask.shape)}")
         return past
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -257,18 +228,11 @@ class LlamaForCausalLM(nn.Module):
         mask = None
         if attention_mask is None:
             positions = torch.arange(past, past + T, device=input_ids.device)  # (T,)
-            cos, sin = rope_cos_sin(positions, self.inv_freq)  # (T, d)
-            if T > 1 and past > 0:
-                mask = causal_mask(T, past + T, device=input_ids.device)
+            cos, sin = rope_cos_sin(positions, self.inv_freq)  # (T, d); attention adds the causal mask
         else:
-            keep = attention_mask.bool()
-            positions = (keep.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # (B, T)
+            positions, mask = left_padding_mask(attention_mask, past, T)  # (B, T), (B, 1, T, T_k)
             cos, sin = rope_cos_sin(positions.reshape(-1), self.inv_freq)
             cos, sin = cos.view(B, 1, T, -1), sin.view(B, 1, T, -1)  # (B, 1, T, d)
-            mask = causal_mask(T, past + T, device=input_ids.device) & keep[:, None, None, :]  # (B, 1, T, T_k)
-            diagonal = torch.arange(T, device=input_ids.device)[:, None] + past == torch.arange(
-                past + T, device=input_ids.device)  # (T, T_k): each query's own position
-            mask = mask | diagonal  # a left-pad query sees itself, so no row is fully masked (no NaN)
         h = self.model.embed_tokens(input_ids)  # (B, T, D)
         attentions = []
         for i, layer in enumerate(self.model.layers):

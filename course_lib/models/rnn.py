@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.models.checks import check_token_ids
+from course_lib.checks import check_token_ids
 
 
 def lstm_cell(
@@ -74,6 +74,7 @@ class LSTM(nn.Module):
     def forward(
         self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``x`` ``(B, T, input_size)`` → ``(outputs (B, T, H), (h_n, c_n) each (L, B, H))``."""
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor of shape (B, T, {self.input_size})")
         if x.dim() != 3 or x.shape[-1] != self.input_size:
@@ -103,6 +104,7 @@ class LSTM(nn.Module):
 
 @dataclass
 class LSTMLMConfig:
+    """Sizes of the LSTM language model."""
     vocab_size: int = 256    # tokens (256 for byte-level text)
     embed_dim: int = 64      # width of the token embedding fed to the LSTM
     hidden_size: int = 128   # LSTM state width H (h and c each)

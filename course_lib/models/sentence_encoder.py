@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_lib.models.bert import BertConfig, BertModel, load_hf_state_dict
+from course_lib.models.bert import BertModel
 
 
 def mean_pooling(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -31,20 +31,6 @@ class SentenceEncoder:
             raise ValueError(f"max_seq_length {max_seq_length} exceeds the model's "
                              f"max_position_embeddings {model.config.max_position_embeddings}")
         self.model, self.tokenizer, self.max_seq_length = model.eval(), tokenizer, max_seq_length
-
-    @classmethod
-    def from_minilm(cls) -> SentenceEncoder:
-        """all-MiniLM-L6-v2 from the shipped package (weights, vocab, max_seq_length 256)."""
-        import json
-
-        from course_lib import weights
-        from course_lib.tokenizers.wordpiece import WordPieceTokenizer
-
-        path = weights.minilm_path()
-        model = load_hf_state_dict(BertModel(BertConfig.from_hf(weights.minilm_config())),
-                                   weights.minilm_state_dict())
-        st_conf = json.loads((path / "sentence_bert_config.json").read_text(encoding="utf-8"))
-        return cls(model, WordPieceTokenizer.from_pretrained(path), st_conf["max_seq_length"])
 
     @torch.no_grad()
     def encode(self, sentences: list[str], batch_size: int = 32) -> torch.Tensor:

@@ -95,6 +95,7 @@ def selective_scan_chunked(u, delta, A, B, C, D=None, state=None, chunk_size: in
 
 @dataclass
 class SelectiveSSMConfig:
+    """Mamba mixer sizes with HF ``MambaConfig`` names."""
     hidden_size: int = 64          # model width d_model
     state_size: int = 16           # N: state entries per channel
     expand: int = 2                # intermediate_size = expand * hidden_size (D channels of the scan)
@@ -106,10 +107,12 @@ class SelectiveSSMConfig:
 
     @property
     def intermediate_size(self) -> int:
+        """expand · hidden_size, the inner width D."""
         return self.expand * self.hidden_size
 
     @property
     def dt_rank(self) -> int:
+        """Rank of the Δ projection: ``time_step_rank``, or ⌈hidden_size / 16⌉ when unset (HF's 'auto')."""
         return self.time_step_rank or math.ceil(self.hidden_size / 16)
 
 
@@ -144,6 +147,7 @@ class MambaMixer(nn.Module):
         return F.softplus(self.dt_proj(dt)), b_t, c_t
 
     def forward(self, x: torch.Tensor, mode: str = "parallel", state=None):
+        """``x`` ``(B, T, hidden)`` → ``(B, T, hidden)``: conv, selective scan, gate, out_proj."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if x.dim() != 3 or x.shape[-1] != self.config.hidden_size:

@@ -24,15 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import causal_mask, scaled_dot_product_attention
+from course_lib.attention import attend, causal_mask
+from course_lib.checks import check_positive_ints, check_token_ids
 from course_lib.layers import RMSNorm
-from course_lib.models.checks import check_token_ids
+from course_lib.models.hf import config_from_hf, load_hf_weights
+from course_lib.transformer import Seq2SeqOutput
 
 HF_TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")  # = shared.weight
 
 
 @dataclass
 class T5Config:
+    """T5 hyperparameters with HF ``T5Config`` field names."""
     vocab_size: int = 32128                   # SentencePiece vocabulary size
     d_model: int = 512                        # hidden size
     d_kv: int = 64                            # head dimension (d_model need not equal heads × d_kv)
@@ -54,9 +57,14 @@ class T5Config:
             self.num_decoder_layers = self.num_layers
         if self.feed_forward_proj not in ("relu", "gated-gelu"):
             raise ValueError(f"feed_forward_proj must be 'relu' or 'gated-gelu', got {self.feed_forward_proj!r}")
-        for f in ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads", "relative_attention_num_buckets"):
-            if getattr(self, f) <= 0:
-                raise ValueError(f"T5Config.{f} must be positive, got {getattr(self, f)}")
+        check_positive_ints(self, "vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers",
+                            "num_heads", "relative_attention_num_buckets")
+
+    @classmethod
+    def from_hf(cls, config) -> T5Config:
+        """From a transformers ``T5Config`` or its config.json dict; refuses an untied head (T5 v1.1) and other activations."""
+        return config_from_hf(cls, config, {"feed_forward_proj": ("relu", "gated-gelu"), "tie_word_embeddings": (True,),
+                                            "is_decoder": (False,)})
 
 
 def relative_position_bucket(relative_position: torch.Tensor, bidirectional: bool = True,
@@ -81,22 +89,23 @@ def relative_position_bucket(relative_position: torch.Tensor, bidirectional: boo
 
 
 class T5Attention(nn.Module):
-    def __init__(self, cfg: T5Config, has_relative_attention_bias: bool = False, bidirectional: bool = True):
+    """T5 attention: no 1/√d scaling, optional relative position bias (T5 §2.1)."""
+    def __init__(self, config: T5Config, has_relative_attention_bias: bool = False, bidirectional: bool = True):
         super().__init__()
-        self.cfg, self.n_heads, self.bidirectional = cfg, cfg.num_heads, bidirectional
-        inner = cfg.num_heads * cfg.d_kv
-        self.q = nn.Linear(cfg.d_model, inner, bias=False)
-        self.k = nn.Linear(cfg.d_model, inner, bias=False)
-        self.v = nn.Linear(cfg.d_model, inner, bias=False)
-        self.o = nn.Linear(inner, cfg.d_model, bias=False)
+        self.config, self.n_heads, self.bidirectional = config, config.num_heads, bidirectional
+        inner = config.num_heads * config.d_kv
+        self.q = nn.Linear(config.d_model, inner, bias=False)
+        self.k = nn.Linear(config.d_model, inner, bias=False)
+        self.v = nn.Linear(config.d_model, inner, bias=False)
+        self.o = nn.Linear(inner, config.d_model, bias=False)
         if has_relative_attention_bias:
-            self.relative_attention_bias = nn.Embedding(cfg.relative_attention_num_buckets, cfg.num_heads)
+            self.relative_attention_bias = nn.Embedding(config.relative_attention_num_buckets, config.num_heads)
 
     def compute_bias(self, t_q: int, t_k: int, device=None) -> torch.Tensor:
         """Position bias ``(1, H, T_q, T_k)``: b[bucket(j - i)] for query i, key j."""
         rel = torch.arange(t_k, device=device)[None, :] - torch.arange(t_q, device=device)[:, None]  # (T_q, T_k)
-        bucket = relative_position_bucket(rel, self.bidirectional, self.cfg.relative_attention_num_buckets,
-                                          self.cfg.relative_attention_max_distance)
+        bucket = relative_position_bucket(rel, self.bidirectional, self.config.relative_attention_num_buckets,
+                                          self.config.relative_attention_max_distance)
         return self.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0)  # (1, H, T_q, T_k)
 
     def forward(self, x: torch.Tensor, kv: torch.Tensor, bias: torch.Tensor, need_weights: bool):
@@ -105,35 +114,36 @@ class T5Attention(nn.Module):
         q = self.q(x).view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, H, T, Dkv)
         k = self.k(kv).view(B, kv.shape[1], self.n_heads, -1).transpose(1, 2)  # (B, H, S, Dkv)
         v = self.v(kv).view(B, kv.shape[1], self.n_heads, -1).transpose(1, 2)
-        p = self.cfg.dropout_rate if self.training else 0.0
-        if need_weights:
-            out, weights = scaled_dot_product_attention(q, k, v, mask=bias, dropout_p=p, scale=1.0)
-        else:
-            out, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p, scale=1.0), None
+        p = self.config.dropout_rate if self.training else 0.0
+        out, weights = attend(q, k, v, bias, need_weights=need_weights, dropout_p=p, scale=1.0)  # (B, H, T, Dkv)
         return self.o(out.transpose(1, 2).reshape(B, T, -1)), weights  # (B, T, D), (B, H, T, S)
 
 
 class T5LayerSelfAttention(nn.Module):
-    def __init__(self, cfg: T5Config, has_relative_attention_bias: bool, bidirectional: bool):
+    """Pre-norm self-attention sublayer with residual (HF ``T5LayerSelfAttention``)."""
+    def __init__(self, config: T5Config, has_relative_attention_bias: bool, bidirectional: bool):
         super().__init__()
-        self.SelfAttention = T5Attention(cfg, has_relative_attention_bias, bidirectional)
-        self.layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+        self.SelfAttention = T5Attention(config, has_relative_attention_bias, bidirectional)
+        self.layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x, bias, need_weights):
+        """``x`` ``(B, T, D)`` → ``(x + attention, weights or None)``."""
         h = self.layer_norm(x)
         a, weights = self.SelfAttention(h, h, bias, need_weights)
         return x + self.dropout(a), weights
 
 
 class T5LayerCrossAttention(nn.Module):
-    def __init__(self, cfg: T5Config):
+    """Pre-norm cross-attention sublayer with residual (HF ``T5LayerCrossAttention``)."""
+    def __init__(self, config: T5Config):
         super().__init__()
-        self.EncDecAttention = T5Attention(cfg)
-        self.layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+        self.EncDecAttention = T5Attention(config)
+        self.layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x, memory, bias, need_weights):
+        """Decoder states ``(B, T, D)`` attend to ``memory`` ``(B, S, D)``; returns ``(x + attention, weights or None)``."""
         a, weights = self.EncDecAttention(self.layer_norm(x), memory, bias, need_weights)
         return x + self.dropout(a), weights
 
@@ -141,42 +151,47 @@ class T5LayerCrossAttention(nn.Module):
 class T5DenseActDense(nn.Module):
     """``wo · act(wi · x)``, or gated: ``wo · (GELU(wi_0 · x) ⊙ wi_1 · x)`` (T5 v1.1)."""
 
-    def __init__(self, cfg: T5Config):
+    def __init__(self, config: T5Config):
         super().__init__()
-        self.gated = cfg.feed_forward_proj == "gated-gelu"
+        self.gated = config.feed_forward_proj == "gated-gelu"
         if self.gated:
-            self.wi_0 = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-            self.wi_1 = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
+            self.wi_0 = nn.Linear(config.d_model, config.d_ff, bias=False)
+            self.wi_1 = nn.Linear(config.d_model, config.d_ff, bias=False)
         else:
-            self.wi = nn.Linear(cfg.d_model, cfg.d_ff, bias=False)
-        self.wo = nn.Linear(cfg.d_ff, cfg.d_model, bias=False)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+            self.wi = nn.Linear(config.d_model, config.d_ff, bias=False)
+        self.wo = nn.Linear(config.d_ff, config.d_model, bias=False)
+        self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x):
+        """wo(act(wi x)), or wo(gelu(wi_0 x) ⊙ wi_1 x) when gated."""
         h = F.gelu(self.wi_0(x), approximate="tanh") * self.wi_1(x) if self.gated else F.relu(self.wi(x))
         return self.wo(self.dropout(h))
 
 
 class T5LayerFF(nn.Module):
-    def __init__(self, cfg: T5Config):
+    """Pre-norm feed-forward sublayer with residual (HF ``T5LayerFF``)."""
+    def __init__(self, config: T5Config):
         super().__init__()
-        self.DenseReluDense = T5DenseActDense(cfg)
-        self.layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+        self.DenseReluDense = T5DenseActDense(config)
+        self.layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, x):
+        """x + dropout(FF(RMSNorm x))."""
         return x + self.dropout(self.DenseReluDense(self.layer_norm(x)))
 
 
 class T5Block(nn.Module):
-    def __init__(self, cfg: T5Config, has_relative_attention_bias: bool, is_decoder: bool):
+    """One T5 block: self-attention, (cross-attention in the decoder), feed-forward."""
+    def __init__(self, config: T5Config, has_relative_attention_bias: bool, is_decoder: bool):
         super().__init__()
-        self.layer = nn.ModuleList([T5LayerSelfAttention(cfg, has_relative_attention_bias, not is_decoder)])
+        self.layer = nn.ModuleList([T5LayerSelfAttention(config, has_relative_attention_bias, not is_decoder)])
         if is_decoder:
-            self.layer.append(T5LayerCrossAttention(cfg))
-        self.layer.append(T5LayerFF(cfg))
+            self.layer.append(T5LayerCrossAttention(config))
+        self.layer.append(T5LayerFF(config))
 
     def forward(self, x, self_bias, memory=None, cross_bias=None, need_weights=False):
+        """``x`` ``(B, T, D)`` → ``(block output, self weights, cross weights)``."""
         x, self_w = self.layer[0](x, self_bias, need_weights)
         cross_w = None
         if memory is not None:
@@ -187,14 +202,14 @@ class T5Block(nn.Module):
 class T5Stack(nn.Module):
     """Encoder (bidirectional) or decoder (causal + cross-attention); embeddings come from ``shared``."""
 
-    def __init__(self, cfg: T5Config, shared: nn.Embedding, is_decoder: bool):
+    def __init__(self, config: T5Config, shared: nn.Embedding, is_decoder: bool):
         super().__init__()
         self.is_decoder = is_decoder
         self.shared = [shared]  # a list: the shared matrix is registered once, on the model
-        n = cfg.num_decoder_layers if is_decoder else cfg.num_layers
-        self.block = nn.ModuleList(T5Block(cfg, i == 0, is_decoder) for i in range(n))
-        self.final_layer_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_epsilon)
-        self.dropout = nn.Dropout(cfg.dropout_rate)
+        n = config.num_decoder_layers if is_decoder else config.num_layers
+        self.block = nn.ModuleList(T5Block(config, i == 0, is_decoder) for i in range(n))
+        self.final_layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.dropout = nn.Dropout(config.dropout_rate)
 
     def forward(self, input_ids, mask, memory=None, memory_mask=None, need_weights=False):
         """``mask`` (B, T) 1 = real token; ``memory`` (B, S, D) and ``memory_mask`` (B, S) for the decoder."""
@@ -217,28 +232,20 @@ class T5Stack(nn.Module):
         return self.dropout(self.final_layer_norm(x)), tuple(self_ws), tuple(cross_ws)
 
 
-@dataclass
-class Seq2SeqOutput:
-    last_hidden_state: torch.Tensor            # decoder output (B, T_dec, D); logits (B, T_dec, V) for the LM
-    encoder_last_hidden_state: torch.Tensor    # (B, T_enc, D)
-    encoder_attentions: tuple | None = None    # per encoder layer (B, H, T_enc, T_enc)
-    decoder_attentions: tuple | None = None    # per decoder layer (B, H, T_dec, T_dec), causal
-    cross_attentions: tuple | None = None      # per decoder layer (B, H, T_dec, T_enc)
-
-    @property
-    def logits(self) -> torch.Tensor:
-        return self.last_hidden_state
-
-
 class T5Model(nn.Module):
     """Encoder–decoder without the head: returns the decoder's hidden states."""
 
-    def __init__(self, cfg: T5Config):
+    def __init__(self, config: T5Config):
         super().__init__()
-        self.config = cfg
-        self.shared = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.encoder = T5Stack(cfg, self.shared, is_decoder=False)
-        self.decoder = T5Stack(cfg, self.shared, is_decoder=True)
+        self.config = config
+        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        self.encoder = T5Stack(config, self.shared, is_decoder=False)
+        self.decoder = T5Stack(config, self.shared, is_decoder=True)
+
+    @classmethod
+    def from_hf(cls, config, state_dict: dict[str, torch.Tensor]):
+        """The model from a transformers ``T5Config`` (or config.json dict) and state dict, tied copies checked; eval mode."""
+        return load_hf_weights(cls(T5Config.from_hf(config)), state_dict, {name: "shared.weight" for name in HF_TIED})
 
     def _check(self, name: str, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         check_token_ids(ids, self.config.vocab_size, name)
@@ -251,6 +258,7 @@ class T5Model(nn.Module):
     def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None, decoder_attention_mask: torch.Tensor | None = None,
                 output_attentions: bool = False) -> Seq2SeqOutput:
+        """Encode ``input_ids``, decode ``decoder_input_ids``: :class:`Seq2SeqOutput` with the decoder's hidden states."""
         enc_mask = self._check("input_ids", input_ids, attention_mask)
         dec_mask = self._check("decoder_input_ids", decoder_input_ids, decoder_attention_mask)
         if decoder_input_ids.shape[0] != input_ids.shape[0]:
@@ -259,8 +267,8 @@ class T5Model(nn.Module):
         memory, enc_w, _ = self.encoder(input_ids, enc_mask, need_weights=output_attentions)
         h, dec_w, cross_w = self.decoder(decoder_input_ids, dec_mask, memory, enc_mask, output_attentions)
         if not output_attentions:
-            return Seq2SeqOutput(h, memory)
-        return Seq2SeqOutput(h, memory, enc_w, dec_w, cross_w)
+            return Seq2SeqOutput(None, last_hidden_state=h, encoder_last_hidden_state=memory)
+        return Seq2SeqOutput(None, enc_w, dec_w, cross_w, h, memory)
 
 
 class T5ForConditionalGeneration(T5Model):
@@ -268,11 +276,12 @@ class T5ForConditionalGeneration(T5Model):
 
     def forward(self, input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None,
                 output_attentions=False) -> Seq2SeqOutput:
+        """:class:`Seq2SeqOutput` with ``logits`` ``(B, T_dec, V)`` from the tied head."""
         out = super().forward(input_ids, decoder_input_ids, attention_mask, decoder_attention_mask, output_attentions)
         h = out.last_hidden_state
         if self.config.scale_decoder_outputs:
             h = h * self.config.d_model ** -0.5
-        out.last_hidden_state = h @ self.shared.weight.T  # (B, T_dec, V)
+        out.logits = h @ self.shared.weight.T  # (B, T_dec, V)
         return out
 
     @torch.no_grad()
@@ -292,13 +301,3 @@ def shift_right(labels: torch.Tensor, decoder_start_token_id: int = 0, pad_token
     out = torch.full_like(labels, decoder_start_token_id)
     out[:, 1:] = labels[:, :-1]
     return out.masked_fill(out == -100, pad_token_id)
-
-
-def load_hf_state_dict(model: T5Model, state_dict: dict[str, torch.Tensor]) -> T5Model:
-    """Load HF T5 weights: names are identical; the tied copies :data:`HF_TIED` must equal ``shared``."""
-    shared = state_dict["shared.weight"]
-    for name in HF_TIED:
-        if name in state_dict and not torch.equal(state_dict[name], shared):
-            raise ValueError(f"{name} differs from shared.weight: this T5 needs tied embeddings and head")
-    model.load_state_dict({k: v for k, v in state_dict.items() if k not in HF_TIED}, strict=True)
-    return model

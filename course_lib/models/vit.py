@@ -33,6 +33,7 @@ HF_TO_OURS = {
 
 @dataclass
 class ViTConfig:
+    """ViT hyperparameters with HF ``ViTConfig`` field names."""
     image_size: int = 32             # input images are (num_channels, image_size, image_size)
     patch_size: int = 8              # P: each token is a P×P patch
     num_channels: int = 3            # RGB
@@ -44,9 +45,11 @@ class ViTConfig:
 
     @property
     def num_patches(self) -> int:
+        """(image_size / patch_size)², the number of patch tokens."""
         return (self.image_size // self.patch_size) ** 2
 
     def validate(self) -> None:
+        """Raise ``ValueError`` for sizes that do not fit together."""
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
         if self.hidden_size % self.num_attention_heads:
@@ -56,6 +59,7 @@ class ViTConfig:
 
 @dataclass
 class EncoderOutput:
+    """An encoder's output: last hidden states and attentions."""
     last_hidden_state: torch.Tensor                  # (B, T, D)
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T, T) when output_attentions=True
 
@@ -80,6 +84,7 @@ class Attention(nn.Module):
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(hidden_size, hidden_size) for _ in range(4))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(B, T, D)`` → ``(attention output, weights (B, H, T, T))``."""
         b, t, d = x.shape
         q, k, v = (p(x).view(b, t, self.num_heads, -1).transpose(1, 2)
                    for p in (self.q_proj, self.k_proj, self.v_proj))  # (B, H, T, D/H)
@@ -88,12 +93,14 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
+    """ViT feed-forward: fc1 → exact GELU → fc2 (HF ``ViTIntermediate``/``ViTOutput``)."""
     def __init__(self, hidden_size: int, intermediate_size: int):
         super().__init__()
         self.fc1 = nn.Linear(hidden_size, intermediate_size)
         self.fc2 = nn.Linear(intermediate_size, hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """fc2(GELU(fc1 x))."""
         return self.fc2(F.gelu(self.fc1(x)))  # exact (erf) GELU, as HF ViT's "gelu"
 
 
@@ -108,6 +115,7 @@ class Block(nn.Module):
         self.mlp = MLP(hidden_size, intermediate_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(B, T, D)`` → ``(block output, attention weights)``."""
         attn, weights = self.attention(self.layernorm_before(x), mask)
         x = x + attn
         return x + self.mlp(self.layernorm_after(x)), weights
@@ -141,6 +149,7 @@ class ViT(nn.Module):
         self.layernorm = nn.LayerNorm(d, eps=config.layer_norm_eps)
 
     def check_pixels(self, pixel_values: torch.Tensor) -> None:
+        """Raise ``ValueError`` unless ``pixel_values`` is ``(B, C, H, W)`` of this config's size."""
         c, s = self.config.num_channels, self.config.image_size
         if not isinstance(pixel_values, torch.Tensor) or not pixel_values.is_floating_point():
             raise TypeError(f"pixel_values must be a floating-point tensor of shape (B, {c}, {s}, {s})")
@@ -156,6 +165,7 @@ class ViT(nn.Module):
         return torch.cat([cls, patches], dim=1) + self.position_embeddings  # (B, 1 + N, D)
 
     def forward(self, pixel_values: torch.Tensor, output_attentions: bool = False) -> EncoderOutput:
+        """``pixel_values`` ``(B, C, H, W)`` → :class:`EncoderOutput` over [CLS] + patch tokens."""
         x, attentions = run_blocks(self.layers, self.embed(pixel_values), None, output_attentions)
         return EncoderOutput(self.layernorm(x), attentions)
 

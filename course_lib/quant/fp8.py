@@ -29,6 +29,7 @@ import torch
 
 @dataclass(frozen=True)
 class FloatFormat:
+    """A small floating-point format: exponent/mantissa bits, bias, largest value, inf and saturation behaviour."""
     name: str             # "E4M3", "E5M2", "BF16"
     exponent_bits: int    # e, width of the exponent field
     mantissa_bits: int    # m, stored fraction bits (the leading 1 of normals is implicit)
@@ -55,6 +56,7 @@ class FloatFormat:
 
     @property
     def bits(self) -> int:
+        """Total bits: sign + exponent + mantissa."""
         return 1 + self.exponent_bits + self.mantissa_bits
 
 

@@ -84,6 +84,7 @@ class FP8Linear(nn.Linear):
         self.block, self.fmt = block, fmt
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """y = x Wᵀ + b with x and W fake-quantized to FP8 by their block scales."""
         return fp8_linear(x, self.weight, self.bias, self.block, self.fmt)
 
     @classmethod
@@ -97,6 +98,7 @@ class FP8Linear(nn.Linear):
         return new
 
     def extra_repr(self) -> str:
+        """Sizes, format and block size for ``print(module)``."""
         return f"{super().extra_repr()}, block={self.block}, fmt={self.fmt.name}"
 
 

@@ -19,7 +19,7 @@ dropped, so only text without them survives ``decode(encode(text))``.
 Fast path: merge ranks in a dict keyed by the pair, and a per-word cache, since natural text
 repeats the same words again and again.
 
-    >>> tok = ByteLevelBPE.from_smollm2()
+    >>> tok = pretrained.smollm2_tokenizer()   # from course_lib import pretrained
     >>> tok.encode("Hello world")
     [19556, 905]
 """
@@ -32,6 +32,8 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 import regex
+
+from course_lib.tokenizers.batch import BatchEncoding, check_texts, pad_batch
 
 # GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols (each with an optional
 # leading space), whitespace not followed by a non-space, remaining whitespace.
@@ -81,7 +83,8 @@ class ByteLevelBPE:
     """
 
     def __init__(self, vocab: dict[str, int], merges: Sequence[tuple[str, str]],
-                 special_tokens: dict[str, int] | None = None, pattern: str = GPT2_PATTERN):
+                 special_tokens: dict[str, int] | None = None, pattern: str = GPT2_PATTERN,
+                 pad_token_id: int | None = None):
         if not isinstance(vocab, dict) or not vocab:
             raise TypeError("vocab must be a non-empty dict {token string: id}")
         self.vocab = dict(vocab)
@@ -96,6 +99,7 @@ class ByteLevelBPE:
             if self.vocab.get(token) != i:
                 raise ValueError(f"special token {token!r} must be in vocab with id {i}")
         self.pattern = pattern
+        self.pad_token_id = pad_token_id  # used by encode_batch; None: pass pad_id there
         self._word_re = _compiled(pattern)
         alternation = "|".join(regex.escape(t) for t in sorted(self.special_tokens, key=len, reverse=True))
         self._special_re = regex.compile(f"({alternation})") if self.special_tokens else None
@@ -122,14 +126,7 @@ class ByteLevelBPE:
         vocab = {t: i for i, t in enumerate(tokens)}
         merges = [tuple(m.split(" ", 1)) for m in data["merges"]]
         specials = {tokens[i]: i for i, kind in enumerate(data["token_types"]) if kind == 3}
-        return cls(vocab, merges, specials)
-
-    @classmethod
-    def from_smollm2(cls) -> ByteLevelBPE:
-        """SmolLM2's tokenizer: 49,152 tokens, 48,900 merges, 17 special tokens, from the GGUF."""
-        from course_lib import weights
-
-        return cls.from_gguf_data(weights.smollm2_tokenizer_data())
+        return cls(vocab, merges, specials, pad_token_id=data.get("padding_token_id"))
 
     # ------------------------------------------------------------------ training
     @classmethod
@@ -205,6 +202,7 @@ class ByteLevelBPE:
     # ------------------------------------------------------------------ encoding
     @property
     def vocab_size(self) -> int:
+        """Number of tokens in the vocabulary."""
         return len(self.vocab)
 
     def bpe(self, word: str) -> list[str]:
@@ -266,6 +264,15 @@ class ByteLevelBPE:
         return ids
 
     # ------------------------------------------------------------------ decoding
+    def encode_batch(self, texts: list[str], padding_side: str = "left", pad_id: int | None = None,
+                     allow_special: bool = True) -> BatchEncoding:
+        """Encode ``texts`` and pad them to one width (left by default, for decoding) → :class:`BatchEncoding`."""
+        texts = check_texts(texts)
+        pad_id = self.pad_token_id if pad_id is None else pad_id
+        if pad_id is None:
+            raise ValueError("this tokenizer has no pad_token_id: pass pad_id")
+        return pad_batch([self.encode(t, allow_special) for t in texts], pad_id, padding_side)
+
     def _check_ids(self, ids: Iterable[int]) -> list[int]:
         if hasattr(ids, "tolist"):
             ids = ids.tolist()
@@ -302,6 +309,7 @@ class ByteLevelBPE:
         return [self.id_to_token[i] for i in self._check_ids(ids)]
 
     def token_to_id(self, token: str) -> int:
+        """The id of one token string (``KeyError`` if absent)."""
         if token not in self.vocab:
             raise ValueError(f"token {token!r} is not in the vocabulary")
         return self.vocab[token]

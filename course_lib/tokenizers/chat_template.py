@@ -50,16 +50,3 @@ def render_chat(messages: list[dict], template: str, add_generation_prompt: bool
         raise TypeError("template must be a non-empty Jinja2 template string")
     return _compile(template).render(messages=messages, add_generation_prompt=add_generation_prompt,
                                      bos_token=bos_token, eos_token=eos_token)
-
-
-@lru_cache(maxsize=1)
-def smollm2_chat_template() -> str:
-    """The chat template stored in SmolLM2's GGUF metadata."""
-    from course_lib import weights
-
-    return weights.smollm2_tokenizer_data()["chat_template"]
-
-
-def smollm2_chat_prompt(messages: list[dict], add_generation_prompt: bool = True) -> str:
-    """SmolLM2's prompt for ``messages`` (adds its default system message when none is given)."""
-    return render_chat(messages, smollm2_chat_template(), add_generation_prompt)

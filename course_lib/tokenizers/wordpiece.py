@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from course_lib.tokenizers.batch import BatchEncoding, check_texts, pad_batch
+
 # Unicode White_Space (what Rust's char::is_whitespace uses, which HF tokenizers calls).
 _WHITESPACE = set("\t\n\x0b\x0c\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000") | {
     chr(c) for c in range(0x2000, 0x200B)
@@ -43,6 +45,7 @@ _ASCII_PUNCT = set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
 def is_whitespace(ch: str) -> bool:
+    """BERT's whitespace test (HF ``BertTokenizer``'s ``_is_whitespace``)."""
     return ch in _WHITESPACE
 
 
@@ -54,6 +57,7 @@ def is_control(ch: str) -> bool:
 
 
 def is_chinese_char(ch: str) -> bool:
+    """True for a CJK unified ideograph (the ranges BERT splits into single characters)."""
     cp = ord(ch)
     return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
 
@@ -153,10 +157,12 @@ class WordPieceTokenizer:
 
     @property
     def pad_id(self) -> int:
+        """Id of ``[PAD]``."""
         return self.vocab[self.pad_token]
 
     @property
     def mask_id(self) -> int:
+        """Id of ``[MASK]``."""
         return self.vocab[self.mask_token]
 
     def _wordpiece(self, word: str) -> tuple[str, ...]:
@@ -192,17 +198,22 @@ class WordPieceTokenizer:
         return tokens
 
     def convert_tokens_to_ids(self, tokens: list[str]) -> list[int]:
+        """Token strings → ids (``[UNK]``'s id for unknown tokens)."""
         unk = self.vocab[self.unk_token]
         return [self.vocab.get(t, unk) for t in tokens]
 
-    def encode(self, text: str, text_pair: str | None = None, max_length: int | None = None) -> Encoding:
+    def encode(self, text: str, text_pair: str | None = None, max_length: int | None = None,
+               add_special_tokens: bool = True, truncation: bool = True) -> Encoding:
         """``[CLS] A [SEP]`` (or ``[CLS] A [SEP] B [SEP]``), cut to ``max_length`` tokens.
 
         Truncation cuts the ends, HF ``longest_first`` style: the shorter segment keeps its length if
         the longer one can take the rest of the budget, else the budget is split in halves.
+        ``add_special_tokens=False`` leaves out [CLS]/[SEP]; ``truncation=False`` keeps every token.
         """
         max_length = self.model_max_length if max_length is None else max_length
-        n_special = 2 if text_pair is None else 3
+        if not truncation:
+            max_length = 10**12
+        n_special = (2 if text_pair is None else 3) if add_special_tokens else 0
         if max_length < n_special:
             raise ValueError(f"max_length must be >= {n_special} to hold the special tokens, got {max_length}")
         a = self.tokenize(text)
@@ -217,28 +228,26 @@ class WordPieceTokenizer:
                 short, long = budget // 2, budget // 2 + budget % 2
             n_a, n_b = (short, long) if len(a) <= len(b) else (long, short)
             a, b = a[:n_a], b[:n_b]
-        tokens = [self.cls_token, *a, self.sep_token]
+        cls, sep = ([self.cls_token], [self.sep_token]) if add_special_tokens else ([], [])
+        tokens = [*cls, *a, *sep]
         types = [0] * len(tokens)
         if text_pair is not None:
-            tokens += [*b, self.sep_token]
-            types += [1] * (len(b) + 1)
+            tokens += [*b, *sep]
+            types += [1] * (len(b) + len(sep))
         return Encoding(self.convert_tokens_to_ids(tokens), types, tokens)
 
+    def encode_batch(self, texts: list[str], padding_side: str = "right", max_length: int | None = None,
+                     add_special_tokens: bool = True, truncation: bool = True) -> BatchEncoding:
+        """Encode single texts and pad them to one width (right by default, for an encoder) → :class:`BatchEncoding`."""
+        rows = [self.encode(t, max_length=max_length, add_special_tokens=add_special_tokens,
+                            truncation=truncation).input_ids for t in check_texts(texts)]
+        return pad_batch(rows, self.pad_id, padding_side)
+
     def __call__(self, texts: list[str], max_length: int | None = None) -> dict[str, torch.Tensor]:
-        """A padded batch: ``input_ids``, ``token_type_ids``, ``attention_mask``, each ``(B, T)`` int64."""
-        if isinstance(texts, str) or not all(isinstance(t, str) for t in texts) or not texts:
-            raise TypeError("texts must be a non-empty list of str (wrap a single text in a list)")
-        encs = [self.encode(t, max_length=max_length) for t in texts]
-        width = max(len(e.input_ids) for e in encs)
-        ids = torch.full((len(encs), width), self.pad_id, dtype=torch.long)  # (B, T)
-        types = torch.zeros_like(ids)
-        mask = torch.zeros_like(ids)
-        for row, e in enumerate(encs):
-            n = len(e.input_ids)
-            ids[row, :n] = torch.tensor(e.input_ids)
-            types[row, :n] = torch.tensor(e.token_type_ids)
-            mask[row, :n] = 1
-        return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask}
+        """HF-style padded batch dict: ``input_ids``, ``token_type_ids`` (all 0: single texts), ``attention_mask``."""
+        batch = self.encode_batch(texts, max_length=max_length)
+        return {"input_ids": batch.input_ids, "token_type_ids": torch.zeros_like(batch.input_ids),
+                "attention_mask": batch.attention_mask}
 
     def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
         """Ids → text: join pieces, glue ``##`` continuations to the previous piece."""

@@ -97,6 +97,7 @@ class AttentionWidget(widgets.VBox):
     # state -----------------------------------------------------------------------------------
     @property
     def current(self) -> AttentionKind:
+        """The maps of the attention kind the widget shows now."""
         return self.maps[self.kind.value]
 
     def selection(self) -> tuple[str, int, int | None]:

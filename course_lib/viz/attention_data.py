@@ -39,10 +39,12 @@ class AttentionKind:
 
     @property
     def num_layers(self) -> int:
+        """Number of layers of this attention kind."""
         return self.weights.shape[0]
 
     @property
     def num_heads(self) -> int:
+        """Number of heads per layer."""
         return self.weights.shape[1]
 
     def matrix(self, layer: int, head: int | None) -> np.ndarray:
@@ -69,6 +71,7 @@ class AttentionMaps:
 
     @property
     def names(self) -> list[str]:
+        """The attention kinds present, in display order."""
         return list(self.kinds)
 
 

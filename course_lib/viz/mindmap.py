@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_lib.course_map import NOTES_SECTIONS
-
 
 @dataclass
 class Node:
+    """A box of the mind map: its label, hover note, course chapter and children."""
     label: str                 # what the box says
     note: str = ""             # hover text / one-line explanation
     chapter: str = ""          # where the course builds it, e.g. "03"
@@ -137,12 +136,15 @@ def draw_model_family_png(path: str | Path, root: Node = MODEL_FAMILIES) -> Path
     return save(fig, path)
 
 
-def course_sunburst():
-    """A plotly sunburst: the notes' parts → sections → the notebooks that teach them."""
+def course_sunburst(sections) -> object:
+    """A plotly sunburst: the notes' parts → sections → the notebooks that teach them.
+
+    ``sections``: items with ``part``, ``title``, ``builds``, ``notebooks`` (``course_map.NOTES_SECTIONS``).
+    """
     import plotly.graph_objects as go
 
     ids, labels, parents, hover = ["notes"], ["学习笔记"], [""], ["Large Model Learning Note"]
-    for section in NOTES_SECTIONS:
+    for section in sections:
         if section.part not in ids:
             ids.append(section.part)
             labels.append(section.part)

@@ -29,13 +29,18 @@ import torch
 from torch import nn
 
 from course_lib.attention import causal_mask, scaled_dot_product_attention
+from course_lib.checks import check_positive_ints
 from course_lib.layers import RMSNorm, apply_rope, rope_cos_sin, rope_inv_freq
 
 MODES = ("naive", "absorbed")
+# ε of the latent RMSNorms (q_a_layernorm, kv_a_layernorm): fixed, not config.rms_norm_eps, as in HF
+# ``DeepseekV3Attention`` (``DeepseekV3RMSNorm(kv_lora_rank)``) and DeepSeek-V3 ``inference/model.py``.
+LATENT_NORM_EPS = 1e-6
 
 
 @dataclass
 class YarnConfig:
+    """YaRN context-extension settings (Peng et al. 2023; DeepSeek-V3 ``rope_scaling``)."""
     factor: float                          # context extension factor s (DeepSeek-V3: 40)
     original_max_position_embeddings: int  # pre-training context length (DeepSeek-V3: 4096)
     beta_fast: float = 32.0                # rotations above which a frequency is kept as is
@@ -70,6 +75,7 @@ def yarn_inv_freq(dim: int, base: float, yarn: YarnConfig) -> torch.Tensor:
 
 @dataclass
 class MLAConfig:
+    """Multi-head latent attention sizes (DeepSeek-V2 §2.1 symbols in the field comments)."""
     hidden_size: int             # model width d
     num_heads: int               # attention heads n_h
     kv_lora_rank: int            # d_c, width of the cached latent c^KV
@@ -78,21 +84,19 @@ class MLAConfig:
     v_head_dim: int              # d_h^v, per-head value width
     q_lora_rank: int | None = None  # d_c', query latent width; None: a full-rank q_proj (V2-Lite)
     rope_theta: float = 10000.0  # RoPE base
-    rms_norm_eps: float = 1e-6   # ε of the latent RMSNorms
     yarn: YarnConfig | None = None  # YaRN context extension; None: plain RoPE
 
     def __post_init__(self):
-        for name in ("hidden_size", "num_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"MLAConfig.{name} must be a positive int, got {value!r}")
-        if self.q_lora_rank is not None and (not isinstance(self.q_lora_rank, int) or self.q_lora_rank <= 0):
-            raise ValueError(f"MLAConfig.q_lora_rank must be None or a positive int, got {self.q_lora_rank!r}")
+        check_positive_ints(self, "hidden_size", "num_heads", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim",
+                            "v_head_dim")
+        if self.q_lora_rank is not None:
+            check_positive_ints(self, "q_lora_rank")
         if self.qk_rope_head_dim % 2:
             raise ValueError(f"MLAConfig.qk_rope_head_dim must be even (RoPE rotates pairs), got {self.qk_rope_head_dim}")
 
     @property
     def qk_head_dim(self) -> int:
+        """d_h^nope + d_h^R, the query/key width per head."""
         return self.qk_nope_head_dim + self.qk_rope_head_dim
 
     @property
@@ -104,8 +108,8 @@ class MLAConfig:
         return scale
 
 
-class KVCache:
-    """One layer's cache: tensors ``(..., T, d)`` appended along T into a buffer that doubles when full."""
+class MLACache:
+    """One MLA layer's cache: tensors ``(..., T, d)`` appended along T into a buffer that doubles when full."""
 
     def __init__(self):
         self.buffers: list[torch.Tensor] | None = None
@@ -149,10 +153,10 @@ class MultiHeadLatentAttention(nn.Module):
             self.q_proj = nn.Linear(c.hidden_size, c.num_heads * c.qk_head_dim, bias=False)  # W^Q
         else:
             self.q_a_proj = nn.Linear(c.hidden_size, c.q_lora_rank, bias=False)  # W^DQ
-            self.q_a_layernorm = RMSNorm(c.q_lora_rank, c.rms_norm_eps)
+            self.q_a_layernorm = RMSNorm(c.q_lora_rank, LATENT_NORM_EPS)
             self.q_b_proj = nn.Linear(c.q_lora_rank, c.num_heads * c.qk_head_dim, bias=False)  # W^UQ; W^QR
         self.kv_a_proj_with_mqa = nn.Linear(c.hidden_size, c.kv_lora_rank + c.qk_rope_head_dim, bias=False)  # W^DKV; W^KR
-        self.kv_a_layernorm = RMSNorm(c.kv_lora_rank, c.rms_norm_eps)
+        self.kv_a_layernorm = RMSNorm(c.kv_lora_rank, LATENT_NORM_EPS)
         self.kv_b_proj = nn.Linear(c.kv_lora_rank, c.num_heads * (c.qk_nope_head_dim + c.v_head_dim), bias=False)  # W^UK; W^UV
         self.o_proj = nn.Linear(c.num_heads * c.v_head_dim, c.hidden_size, bias=False)  # W^O
         inv_freq = rope_inv_freq(c.qk_rope_head_dim, c.rope_theta) if c.yarn is None else \
@@ -170,25 +174,33 @@ class MultiHeadLatentAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        cache: KVCache | None = None,
+        cache: MLACache | None = None,
         mode: str = "naive",
         output_attentions: bool = False,
+        positions: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` ``(B, T, d)`` → ``(out (B, T, d), weights (B, H, T, T_k) or None)``.
 
         Positions continue from ``cache.length``; attention is causal. ``mode`` picks what is cached
         and how scores are computed (``"naive"`` or ``"absorbed"``); a cache must keep one mode.
+        A left-padded batch passes ``positions`` ``(B, T)`` and a boolean ``mask`` ``(B, 1, T, T_k)``
+        from :func:`course_lib.attention.left_padding_mask` instead.
         """
         c = self.config
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != c.hidden_size:
             raise ValueError(f"x must have shape (B, T, {c.hidden_size}), got {getattr(x, 'shape', type(x).__name__)}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if cache is not None and not isinstance(cache, KVCache):
-            raise TypeError(f"cache must be a KVCache or None, got {type(cache).__name__}")
+        if cache is not None and not isinstance(cache, MLACache):
+            raise TypeError(f"cache must be an MLACache or None, got {type(cache).__name__}")
         bsz, t, _ = x.shape
         start = 0 if cache is None else cache.length
-        cos, sin = rope_cos_sin(torch.arange(start, start + t, device=x.device), self.inv_freq)  # (T, d_R)
+        if positions is None:
+            cos, sin = rope_cos_sin(torch.arange(start, start + t, device=x.device), self.inv_freq)  # (T, d_R)
+        else:
+            cos, sin = rope_cos_sin(positions.reshape(-1), self.inv_freq)
+            cos, sin = cos.view(bsz, 1, t, -1), sin.view(bsz, 1, t, -1)  # (B, 1, T, d_R)
         cos, sin = cos * self.rope_factor, sin * self.rope_factor
 
         q = self._query(x)  # (B, H, T, d_nope + d_R)
@@ -197,7 +209,8 @@ class MultiHeadLatentAttention(nn.Module):
         c_kv, k_pe = self.kv_a_proj_with_mqa(x).split([c.kv_lora_rank, c.qk_rope_head_dim], dim=-1)
         c_kv = self.kv_a_layernorm(c_kv)  # (B, T, d_c)
         k_pe = apply_rope(k_pe[:, None], cos, sin, interleaved=True)  # (B, 1, T, d_R), shared by all heads
-        mask = causal_mask(t, start + t, device=x.device)  # (T, T_k)
+        if mask is None:
+            mask = causal_mask(t, start + t, device=x.device)  # (T, T_k)
 
         if mode == "naive":
             out, weights = self._naive(q_nope, q_pe, c_kv, k_pe, cache, mask)
@@ -239,7 +252,8 @@ class MultiHeadLatentAttention(nn.Module):
         q = torch.cat([q_latent, q_pe], dim=-1).reshape(bsz, 1, h * t, -1)  # (B, 1, H·T, d_c + d_R)
         k = latent[:, None]  # (B, 1, T_k, d_c + d_R)
         v = latent[:, None, :, : c.kv_lora_rank]  # (B, 1, T_k, d_c)
-        out, weights = scaled_dot_product_attention(q, k, v, mask=mask.repeat(h, 1), scale=c.softmax_scale)
+        mask = mask.repeat(*[1] * (mask.dim() - 2), h, 1)  # (…, H·T, T_k): row h·T + t is query t of head h
+        out, weights = scaled_dot_product_attention(q, k, v, mask=mask, scale=c.softmax_scale)
         out = out.view(bsz, h, t, c.kv_lora_rank).transpose(0, 1).reshape(h, bsz * t, c.kv_lora_rank)  # (H, B·T, d_c)
         out = (out @ w_uv.transpose(1, 2)).view(h, bsz, t, c.v_head_dim).transpose(0, 1)  # (B, H, T, d_v)
         return out, weights.view(bsz, h, t, t_k)

@@ -4,7 +4,7 @@
     FFN = SwiGLU for the first ``first_k_dense_replace`` layers, DeepSeekMoE after;  logits = W_out RMSNorm(x)
 
 Parameter names are HF ``DeepseekV3ForCausalLM``'s, so a checkpoint maps through
-:func:`hf_state_dict_to_ours`, whose only non-identity rule is the expert layout:
+:func:`state_dict_from_hf`, whose only non-identity rule is the expert layout:
 
     HF  model.layers.{l}.mlp.experts.gate_up_proj [e, :I]  →  model.layers.{l}.mlp.experts.{e}.gate_proj.weight
     HF  model.layers.{l}.mlp.experts.gate_up_proj [e, I:]  →  model.layers.{l}.mlp.experts.{e}.up_proj.weight
@@ -23,15 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.attention import left_padding_mask
+from course_lib.checks import check_positive_ints, check_token_ids
 from course_lib.layers import RMSNorm, SwiGLU
+from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights
 
-from .mla import KVCache, MLAConfig, MultiHeadLatentAttention, YarnConfig
+from .mla import MLACache, MLAConfig, MultiHeadLatentAttention, YarnConfig
 from .moe import DeepSeekMoE, MoEConfig
 from .mtp import MTPModule
 
 
 @dataclass
 class DeepSeekConfig:
+    """DeepSeek-V3-style model hyperparameters with HF ``DeepseekV3Config`` names."""
     vocab_size: int = 256                # tokens (256: bytes)
     hidden_size: int = 64                # model width d
     intermediate_size: int = 192         # hidden width of the dense SwiGLU layers
@@ -51,7 +55,7 @@ class DeepSeekConfig:
     routed_scaling_factor: float = 1.0   # gate multiplier (V3: 2.5)
     norm_topk_prob: bool = True          # normalise gates over the selected experts
     first_k_dense_replace: int = 1       # the first k layers use a dense SwiGLU instead of MoE
-    rms_norm_eps: float = 1e-6           # ε of every RMSNorm
+    rms_norm_eps: float = 1e-6           # ε of the block and final RMSNorms (MLA's latent norms: fixed 1e-6)
     rope_theta: float = 10000.0          # RoPE base
     yarn: YarnConfig | None = None       # YaRN context extension (None: plain RoPE)
     tie_word_embeddings: bool = False    # share embed_tokens and lm_head
@@ -61,9 +65,7 @@ class DeepSeekConfig:
     bias_update_speed: float = 1e-3      # γ of the aux-loss-free bias update (V3: 1e-3)
 
     def __post_init__(self):
-        for name in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ValueError(f"DeepSeekConfig.{name} must be a positive int, got {getattr(self, name)!r}")
+        check_positive_ints(self, "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers")
         if not 0 <= self.first_k_dense_replace <= self.num_hidden_layers:
             raise ValueError(f"first_k_dense_replace must be in [0, num_hidden_layers={self.num_hidden_layers}], "
                              f"got {self.first_k_dense_replace}")
@@ -74,22 +76,25 @@ class DeepSeekConfig:
         self.moe()
 
     def mla(self) -> MLAConfig:
+        """The attention part of this config as an :class:`MLAConfig`."""
         return MLAConfig(self.hidden_size, self.num_attention_heads, self.kv_lora_rank, self.qk_nope_head_dim,
                          self.qk_rope_head_dim, self.v_head_dim, self.q_lora_rank, self.rope_theta,
-                         self.rms_norm_eps, self.yarn)
+                         self.yarn)
 
     def moe(self) -> MoEConfig:
+        """The MoE part of this config as a :class:`MoEConfig`."""
         return MoEConfig(self.hidden_size, self.moe_intermediate_size, self.n_routed_experts, self.num_experts_per_tok,
                          self.n_shared_experts, self.n_group, self.topk_group, self.routed_scaling_factor,
                          self.norm_topk_prob, self.bias_update_speed)
 
     @classmethod
-    def from_hf(cls, hf) -> DeepSeekConfig:
-        """From a transformers ``DeepseekV3Config`` (rope settings live in ``hf.rope_parameters`` in v5).
+    def from_hf(cls, config) -> DeepSeekConfig:
+        """From a transformers ``DeepseekV3Config`` or its config.json dict (rope settings in ``rope_parameters`` in v5).
 
         MTP depth is set to 0: transformers builds no MTP weights (it drops the released ``layers.61``).
         """
-        rope = dict(hf.rope_parameters or {})
+        hf = config_dict(config)
+        rope = dict(hf.get("rope_parameters") or hf.get("rope_scaling") or {})
         yarn = None
         if rope.get("rope_type", "default") == "yarn":
             if rope.get("attention_factor") is not None or rope.get("truncate", True) is not True:
@@ -100,17 +105,31 @@ class DeepSeekConfig:
                               mscale if (mscale and mscale_all_dim) else 1.0, mscale_all_dim)
         elif rope.get("rope_type", "default") != "default":
             raise ValueError(f"rope_type {rope['rope_type']!r} is not supported (use 'default' or 'yarn')")
-        if not hf.rope_interleave:
+        if not hf.get("rope_interleave", True):
             raise ValueError("this implementation pairs RoPE channels like DeepSeek (rope_interleave=True)")
-        names = [f for f in cls.__dataclass_fields__ if f not in ("yarn", "rope_theta", "mtp_loss_weight",
-                                                                  "aux_loss_alpha", "bias_update_speed",
-                                                                  "num_nextn_predict_layers")]
-        return cls(**{f: getattr(hf, f) for f in names}, rope_theta=rope.get("rope_theta", 10000.0), yarn=yarn,
-                   num_nextn_predict_layers=0)
+        supported = {"hidden_act": ("silu",), "attention_bias": (False,)}
+        return config_from_hf(cls, hf, supported, rope_theta=rope.get("rope_theta", hf.get("rope_theta", 10000.0)),
+                              yarn=yarn, num_nextn_predict_layers=0)
+
+
+class DeepSeekCache(list):
+    """One :class:`MLACache` per decoder layer, with the cache contract of :class:`LlamaForCausalLM`'s ``new_cache``."""
+
+    def __init__(self, num_layers: int, batch_size: int, max_len: int):
+        if batch_size <= 0 or max_len <= 0:
+            raise ValueError(f"batch_size and max_len must be positive, got {batch_size} and {max_len}")
+        super().__init__(MLACache() for _ in range(num_layers))
+        self.batch_size, self.max_len = batch_size, max_len
+
+    @property
+    def length(self) -> int:
+        """Positions cached so far."""
+        return self[0].length
 
 
 @dataclass
 class DeepSeekOutput:
+    """DeepSeekForCausalLM's output: logits, final hidden states, attentions."""
     logits: torch.Tensor                               # (B, T, V)
     hidden_states: torch.Tensor                        # (B, T, d) after the final norm
     attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T, T_k) when asked for
@@ -126,8 +145,10 @@ class DecoderLayer(nn.Module):
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
 
-    def forward(self, x, cache: KVCache | None = None, mode: str = "naive", output_attentions: bool = False):
-        h, weights = self.self_attn(self.input_layernorm(x), cache, mode, output_attentions)
+    def forward(self, x, cache: MLACache | None = None, mode: str = "naive", output_attentions: bool = False,
+                positions: torch.Tensor | None = None, mask: torch.Tensor | None = None):
+        """``x`` ``(B, T, d)`` → ``(x + attention + FFN (B, T, d), attention weights or None)``."""
+        h, weights = self.self_attn(self.input_layernorm(x), cache, mode, output_attentions, positions, mask)
         x = x + h
         return x + self.mlp(self.post_attention_layernorm(x)), weights  # (B, T, d)
 
@@ -159,22 +180,39 @@ class DeepSeekForCausalLM(nn.Module):
         self.mtp = nn.ModuleList(MTPModule(config.hidden_size, DecoderLayer(config, use_moe=False), config.rms_norm_eps)
                                  for _ in range(config.num_nextn_predict_layers))
 
-    def new_caches(self) -> list[KVCache]:
-        return [KVCache() for _ in self.model.layers]
+    @classmethod
+    def from_hf(cls, config, state_dict: dict[str, torch.Tensor]) -> DeepSeekForCausalLM:
+        """A model from a transformers ``DeepseekV3Config`` (or dict) and ``DeepseekV3ForCausalLM`` state dict, eval mode."""
+        model = cls(DeepSeekConfig.from_hf(config))  # a tied lm_head is the embedding Parameter under both names
+        return load_hf_weights(model, state_dict_from_hf(state_dict, model.config))
 
-    def forward(self, input_ids: torch.Tensor, caches: list[KVCache] | None = None, mode: str = "naive",
-                output_attentions: bool = False) -> DeepSeekOutput:
-        """``input_ids`` ``(B, T)`` → :class:`DeepSeekOutput`; with ``caches`` positions continue after them."""
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype != torch.long:
-            raise ValueError(f"input_ids must be a LongTensor of shape (B, T), got "
-                             f"{getattr(input_ids, 'dtype', type(input_ids).__name__)} "
-                             f"{tuple(getattr(input_ids, 'shape', ()))}")
-        if caches is not None and len(caches) != len(self.model.layers):
-            raise ValueError(f"caches must hold one KVCache per layer ({len(self.model.layers)}), got {len(caches)}")
+    def new_cache(self, batch_size: int, max_len: int) -> DeepSeekCache:
+        """An empty cache for ``batch_size`` sequences of at most ``max_len`` positions (one :class:`MLACache` per layer)."""
+        return DeepSeekCache(len(self.model.layers), batch_size, max_len)
+
+    def forward(self, input_ids: torch.Tensor, cache: DeepSeekCache | None = None, mode: str = "naive",
+                output_attentions: bool = False, attention_mask: torch.Tensor | None = None) -> DeepSeekOutput:
+        """``input_ids`` ``(B, T)`` → :class:`DeepSeekOutput`; with ``cache`` positions continue after it.
+
+        ``attention_mask`` ``(B, past + T)``, 1 for real tokens and 0 for (left) padding, covers the cached
+        positions too; positions then count real tokens only, as in :class:`LlamaForCausalLM`.
+        """
+        check_token_ids(input_ids, self.config.vocab_size)
+        if cache is not None and (not isinstance(cache, DeepSeekCache) or len(cache) != len(self.model.layers)):
+            raise ValueError(f"cache must be a DeepSeekCache from new_cache() with one MLACache per layer "
+                             f"({len(self.model.layers)}), got {type(cache).__name__}")
+        bsz, t = input_ids.shape
+        past = 0 if cache is None else cache.length
+        if cache is not None and (bsz != cache.batch_size or past + t > cache.max_len):
+            raise ValueError(f"cache for batch {cache.batch_size} × {cache.max_len} positions cannot take "
+                             f"{bsz} × {past + t}")
+        positions = mask = None
+        if attention_mask is not None:
+            positions, mask = left_padding_mask(attention_mask, past, t)
         x = self.model.embed_tokens(input_ids)  # (B, T, d)
         attentions = []
         for i, layer in enumerate(self.model.layers):
-            x, weights = layer(x, None if caches is None else caches[i], mode, output_attentions)
+            x, weights = layer(x, None if cache is None else cache[i], mode, output_attentions, positions, mask)
             attentions.append(weights)
         h = self.model.norm(x)
         return DeepSeekOutput(self.lm_head(h), h, tuple(attentions) if output_attentions else None)
@@ -184,6 +222,7 @@ class DeepSeekForCausalLM(nn.Module):
         return self.lm_head(self.mtp[k].norm(h))
 
     def moe_layers(self) -> list[DeepSeekMoE]:
+        """The DeepSeekMoE feed-forward of every MoE layer, in order."""
         return [layer.mlp for layer in self.model.layers if isinstance(layer.mlp, DeepSeekMoE)]
 
     def loss(self, tokens: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -218,12 +257,9 @@ class DeepSeekForCausalLM(nn.Module):
         for moe in self.moe_layers():
             moe.update_bias()
 
-    def load_hf_state_dict(self, hf_state_dict: dict[str, torch.Tensor]) -> None:
-        """Load a transformers ``DeepseekV3ForCausalLM`` state dict (strict: every tensor must be used)."""
-        self.load_state_dict(hf_state_dict_to_ours(hf_state_dict, self.config), strict=True)
 
 
-def hf_state_dict_to_ours(hf_state_dict: dict[str, torch.Tensor], config: DeepSeekConfig) -> dict[str, torch.Tensor]:
+def state_dict_from_hf(hf_state_dict: dict[str, torch.Tensor], config: DeepSeekConfig) -> dict[str, torch.Tensor]:
     """Apply the name table in the module docstring (split the fused experts, keep every other name)."""
     out = {}
     inter = config.moe_intermediate_size

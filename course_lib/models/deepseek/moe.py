@@ -28,11 +28,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from course_lib.checks import check_positive_ints
 from course_lib.layers import SwiGLU
 
 
 @dataclass
 class MoEConfig:
+    """DeepSeekMoE sizes and routing settings (DeepSeek-V3 §2.1.2 symbols in the field comments)."""
     hidden_size: int                     # model width d
     moe_intermediate_size: int           # hidden width of ONE routed expert (fine-grained: small)
     n_routed_experts: int                # N_r
@@ -45,11 +47,8 @@ class MoEConfig:
     bias_update_speed: float = 1e-3      # γ of the auxiliary-loss-free bias update
 
     def __post_init__(self):
-        for name in ("hidden_size", "moe_intermediate_size", "n_routed_experts", "num_experts_per_tok",
-                     "n_group", "topk_group"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"MoEConfig.{name} must be a positive int, got {value!r}")
+        check_positive_ints(self, "hidden_size", "moe_intermediate_size", "n_routed_experts", "num_experts_per_tok",
+                            "n_group", "topk_group")
         if not isinstance(self.n_shared_experts, int) or self.n_shared_experts < 0:
             raise ValueError(f"MoEConfig.n_shared_experts must be an int >= 0, got {self.n_shared_experts!r}")
         if self.n_routed_experts % self.n_group:
@@ -69,6 +68,7 @@ class MoEConfig:
 
 @dataclass
 class Routing:
+    """What the router picked for each token: expert indices, gate weights and affinities."""
     scores: torch.Tensor   # (N, E) sigmoid affinities s_{i,t} (no bias), fp32
     indices: torch.Tensor  # (N, K) selected experts
     weights: torch.Tensor  # (N, K) gate values g_{i,t}

@@ -51,6 +51,7 @@ class MTPModule(nn.Module):
 
 @dataclass
 class SpeculativeResult:
+    """Self-speculative decoding's tokens, drafts proposed and accepted, main-model passes and time."""
     tokens: torch.Tensor  # (1, P + new) prompt and generated tokens, identical to greedy decoding
     drafted: int          # draft tokens proposed by the MTP module
     accepted: int         # drafts the main model confirmed
@@ -59,6 +60,7 @@ class SpeculativeResult:
 
     @property
     def acceptance_rate(self) -> float:
+        """Accepted drafts / proposed drafts."""
         return self.accepted / self.drafted if self.drafted else 0.0
 
 

@@ -1,4 +1,4 @@
-"""Input checks shared by every model that reads token ids, so each error reads the same way."""
+"""Input checks written once, so every model and config reports bad input the same way (COURSE_DESIGN §8)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import torch
 
 
 def check_token_ids(ids: torch.Tensor, vocab_size: int, name: str = "input_ids", max_length: int | None = None) -> None:
-    """Raise unless ``ids`` is an integer ``(B, T)`` tensor, T ≥ 1, values in [0, vocab_size), T ≤ max_length."""
+    """Raise unless ``ids`` is an integer ``(B, T)`` tensor, T ≥ 1, values in [0, vocab_size), T ≤ max_length.
+
+    A non-integer tensor (float ids) is a ``TypeError``; a wrong shape or value is a ``ValueError``.
+    """
     if not isinstance(ids, torch.Tensor) or ids.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"{name} must be an integer tensor (B, T) of int64, got {getattr(ids, 'dtype', type(ids).__name__)}")
     if ids.dim() != 2 or ids.shape[1] == 0:
@@ -16,3 +19,11 @@ def check_token_ids(ids: torch.Tensor, vocab_size: int, name: str = "input_ids",
     low, high = int(ids.min()), int(ids.max())
     if low < 0 or high >= vocab_size:
         raise ValueError(f"{name} must lie in [0, {vocab_size}), got values in [{low}, {high}] (vocab_size={vocab_size})")
+
+
+def check_positive_ints(config: object, *names: str) -> None:
+    """Raise ``ValueError("<Config>.<name> must be a positive int, got …")`` for the first field that is not one."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{type(config).__name__}.{name} must be a positive int, got {value!r}")

@@ -1,11 +1,11 @@
-"""Synthetic image–caption pairs drawn in code (no download): coloured shapes with captions.
+"""Chapter 02b's data: synthetic image–caption pairs drawn in code (no download): coloured shapes with captions.
 
 Each image is one shape of one colour and one size on a dark, noisy background, at a random
 position; its caption says what it is, e.g. ``"a small red ring"``. With 6 colours × 4 shapes ×
 2 sizes there are 48 distinct captions, so image→text retrieval over all captions is a 48-way
 zero-shot classification, and held-out images (new positions, sizes, noise) test generalisation.
 
-    tok = CaptionTokenizer()
+    tok = WordTokenizer(CAPTION_WORDS)        # course_lib.tokenizers.word
     images, captions, labels = sample_batch(48, generator=torch.Generator().manual_seed(0))
     ids = tok.encode_batch(captions)          # (B, T) with <bos> … <eos> <pad>…
 """
@@ -31,6 +31,7 @@ def caption(size: str, colour: str, shape: str) -> str:
 
 
 CAPTIONS: tuple[str, ...] = tuple(caption(*c) for c in CLASSES)  # index = class label
+CAPTION_WORDS: tuple[str, ...] = ("a", *SIZES, *COLOURS, *SHAPES)  # the vocabulary of every caption
 
 
 def render(labels: torch.Tensor, image_size: int = 32, generator: torch.Generator | None = None,
@@ -93,44 +94,3 @@ def sample_batch(batch_size: int, image_size: int = 32, generator: torch.Generat
     else:
         labels = torch.randint(0, n, (batch_size,), generator=generator)
     return render(labels, image_size, generator), [CAPTIONS[i] for i in labels.tolist()], labels
-
-
-class CaptionTokenizer:
-    """Word-level tokenizer for the captions: ``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`` = 2, then the words."""
-
-    specials = ("<pad>", "<bos>", "<eos>")
-
-    def __init__(self):
-        words = ["a", *SIZES, *COLOURS, *SHAPES]
-        self.vocab = {w: i for i, w in enumerate([*self.specials, *words])}
-        self.inverse = {i: w for w, i in self.vocab.items()}
-        self.pad_id, self.bos_id, self.eos_id = 0, 1, 2
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
-
-    def encode(self, text: str) -> list[int]:
-        """``"a red ring"`` → ``[<bos>, a, red, ring, <eos>]``; unknown words raise ValueError."""
-        unknown = [w for w in text.split() if w not in self.vocab or w in self.specials]
-        if unknown:
-            raise ValueError(f"words {unknown} are not in the caption vocabulary {list(self.vocab)[3:]}")
-        return [self.bos_id, *(self.vocab[w] for w in text.split()), self.eos_id]
-
-    def encode_batch(self, texts: list[str], length: int | None = None) -> torch.Tensor:
-        """Encode and right-pad with ``<pad>`` to ``length`` (default: the longest) → (B, T) long."""
-        rows = [self.encode(t) for t in texts]
-        length = max(map(len, rows)) if length is None else length
-        if any(len(r) > length for r in rows):
-            raise ValueError(f"a caption needs {max(map(len, rows))} tokens, more than length={length}")
-        return torch.tensor([r + [self.pad_id] * (length - len(r)) for r in rows], dtype=torch.long)
-
-    def decode(self, ids) -> str:
-        """Ids → words, dropping ``<bos>``/``<pad>`` and stopping at ``<eos>``."""
-        words = []
-        for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids):
-            if i == self.eos_id:
-                break
-            if i not in (self.pad_id, self.bos_id):
-                words.append(self.inverse[i])
-        return " ".join(words)
