@@ -121,6 +121,23 @@ class KVCache:
         return self.keys.nbytes + self.values.nbytes
 
 
+def fused_weight(owner: nn.Module, linears: tuple[nn.Module, ...]) -> torch.Tensor | None:
+    """Inference-only ``cat`` of bias-free ``nn.Linear`` weights (one matmul instead of several).
+
+    Built lazily under ``torch.no_grad`` in eval mode and rebuilt when any source weight is replaced
+    or changed in place (``_version``); ``None`` while training, with autograd on, or once a module
+    is no plain ``nn.Linear`` any more (e.g. LoRA replaced ``q_proj``): callers then use the modules.
+    """
+    if owner.training or torch.is_grad_enabled() or any(type(m) is not nn.Linear or m.bias is not None
+                                                         for m in linears):
+        return None
+    key = [(m.weight, m.weight._version) for m in linears]
+    cached = owner.__dict__.get("_fused_cache")  # a plain attribute: never in state_dict or parameters()
+    if cached is None or any(a is not b or va != vb for (a, va), (b, vb) in zip(cached[0], key)):
+        cached = owner.__dict__["_fused_cache"] = (key, torch.cat([m.weight for m in linears]))
+    return cached[1]
+
+
 class LlamaAttention(nn.Module):
     """Grouped-query self-attention with RoPE on q and k."""
 
@@ -133,13 +150,24 @@ class LlamaAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.n_heads * self.head_dim, config.hidden_size, bias=False)
 
+    def _qkv(self, x, cos, sin):
+        """q ``(B, H, T, d)``, k and v ``(B, H_kv, T, d)``, RoPE applied to q and k."""
+        B, T, _ = x.shape
+        H, H_kv = self.n_heads, self.n_kv_heads
+        w = fused_weight(self, (self.q_proj, self.k_proj, self.v_proj))
+        if w is None:
+            q = self.q_proj(x).view(B, T, H, self.head_dim).transpose(1, 2)     # (B, H, T, d)
+            k = self.k_proj(x).view(B, T, H_kv, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
+            v = self.v_proj(x).view(B, T, H_kv, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
+            return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+        qkv = F.linear(x, w).view(B, T, H + 2 * H_kv, self.head_dim).transpose(1, 2)  # (B, H + 2·H_kv, T, d)
+        qk = apply_rope(qkv[:, :H + H_kv], cos, sin)  # one rotation for q and k: the same elementwise maths
+        return qk[:, :H], qk[:, H:], qkv[:, H + H_kv:]
+
     def forward(self, x, cos, sin, mask=None, cache: KVCache | None = None, layer: int = 0,
                 output_attentions: bool = False):
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, d)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self._qkv(x, cos, sin)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, H_kv, T_k, d)
         if output_attentions:
@@ -157,6 +185,15 @@ class LlamaAttention(nn.Module):
         return self.o_proj(out), weights
 
 
+def swiglu(mlp: SwiGLU, x: torch.Tensor) -> torch.Tensor:
+    """``mlp(x)``, with gate and up as one matmul at inference (:func:`fused_weight`)."""
+    w = fused_weight(mlp, (mlp.gate_proj, mlp.up_proj))
+    if w is None:
+        return mlp(x)
+    gate, up = F.linear(x, w).split(mlp.gate_proj.out_features, dim=-1)  # 2 × (B, T, I)
+    return mlp.down_proj(F.silu(gate) * up)
+
+
 class LlamaDecoderLayer(nn.Module):
     def __init__(self, config: LlamaConfig):
         super().__init__()
@@ -168,7 +205,7 @@ class LlamaDecoderLayer(nn.Module):
     def forward(self, h, cos, sin, mask=None, cache=None, layer=0, output_attentions=False):
         attn, weights = self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, layer, output_attentions)
         h = h + attn
-        h = h + self.mlp(self.post_attention_layernorm(h))
+        h = h + swiglu(self.mlp, self.post_attention_layernorm(h))
         return h, weights
 
 
@@ -252,6 +289,18 @@ class LlamaForCausalLM(nn.Module):
         cached positions too; positions then count real tokens only (as HF ``generate`` does).
         ``cache`` (from :meth:`new_cache`) holds earlier keys/values and is extended in place.
         """
+        h, attentions = self._decoder(input_ids, attention_mask, cache, output_attentions)
+        logits = F.linear(h, self.output_embeddings())  # (B, T, V)
+        return CausalLMOutput(logits, attentions, cache)
+
+    def decode_step(self, input_ids: torch.Tensor, cache: KVCache | None,
+                    attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache | None]:
+        """:class:`course_lib.generation.Decoder` step: logits ``(B, V)`` of the last position only."""
+        h, _ = self._decoder(input_ids, attention_mask, cache, False, last_only=True)
+        return F.linear(h[:, -1], self.output_embeddings()), cache  # (B, V)
+
+    def _decoder(self, input_ids, attention_mask, cache, output_attentions, last_only=False):
+        """Final-norm hidden states ``(B, T, D)`` (``(B, 1, D)`` with ``last_only``) and the attentions."""
         past = self._check_inputs(input_ids, attention_mask, cache)
         B, T = input_ids.shape
         mask = None
@@ -277,6 +326,5 @@ class LlamaForCausalLM(nn.Module):
                 attentions.append(weights)
         if cache is not None:
             cache.advance(T)
-        h = self.model.norm(h)
-        logits = F.linear(h, self.output_embeddings())  # (B, T, V)
-        return CausalLMOutput(logits, tuple(attentions) if output_attentions else None, cache)
+        h = self.model.norm(h[:, -1:] if last_only else h)
+        return h, tuple(attentions) if output_attentions else None
