@@ -145,6 +145,11 @@ def test_fused_inference_weights_follow_the_modules():
         torch.testing.assert_close(wrapped, model(ids).logits.detach(), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(wrapped, changed, atol=1e-3)
     assert all("fused" not in name for name in model.state_dict())
+    seen = []
+    attn.k_proj.register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    with torch.no_grad():
+        model(ids)
+    assert seen == [(1, 6, 16)]  # a hooked module is called, not bypassed by the fused matmul
 
 
 def test_padding_is_refused_where_a_decoder_cannot_mask():

@@ -125,11 +125,13 @@ def fused_weight(owner: nn.Module, linears: tuple[nn.Module, ...]) -> torch.Tens
     """Inference-only ``cat`` of bias-free ``nn.Linear`` weights (one matmul instead of several).
 
     Built lazily under ``torch.no_grad`` in eval mode and rebuilt when any source weight is replaced
-    or changed in place (``_version``); ``None`` while training, with autograd on, or once a module
-    is no plain ``nn.Linear`` any more (e.g. LoRA replaced ``q_proj``): callers then use the modules.
+    or changed in place (``_version``); ``None`` while training, with autograd on, once a module is
+    no plain ``nn.Linear`` any more (e.g. LoRA replaced ``q_proj``) or has hooks (an activation
+    capture must see every module called): callers then use the modules.
     """
-    if owner.training or torch.is_grad_enabled() or any(type(m) is not nn.Linear or m.bias is not None
-                                                         for m in linears):
+    if owner.training or torch.is_grad_enabled() or any(
+            type(m) is not nn.Linear or m.bias is not None or m._forward_hooks or m._forward_pre_hooks
+            for m in linears):
         return None
     key = [(m.weight, m.weight._version) for m in linears]
     cached = owner.__dict__.get("_fused_cache")  # a plain attribute: never in state_dict or parameters()
