@@ -28,6 +28,7 @@ from torch import nn
 
 from course_lib.attention import causal_mask, scaled_dot_product_attention
 from course_lib.layers import RMSNorm, SwiGLU, apply_rope, rope_cos_sin, rope_inv_freq
+from course_lib.models.fused import fused_weight, swiglu
 
 HF_TO_OURS = {  # HF LlamaForCausalLM name -> ours: the same names ("{i}" is the layer)
     "model.embed_tokens.weight": "model.embed_tokens.weight",
@@ -121,25 +122,6 @@ class KVCache:
         return self.keys.nbytes + self.values.nbytes
 
 
-def fused_weight(owner: nn.Module, linears: tuple[nn.Module, ...]) -> torch.Tensor | None:
-    """Inference-only ``cat`` of bias-free ``nn.Linear`` weights (one matmul instead of several).
-
-    Built lazily under ``torch.no_grad`` in eval mode and rebuilt when any source weight is replaced
-    or changed in place (``_version``); ``None`` while training, with autograd on, once a module is
-    no plain ``nn.Linear`` any more (e.g. LoRA replaced ``q_proj``) or has hooks (an activation
-    capture must see every module called): callers then use the modules.
-    """
-    if owner.training or torch.is_grad_enabled() or any(
-            type(m) is not nn.Linear or m.bias is not None or m._forward_hooks or m._forward_pre_hooks
-            for m in linears):
-        return None
-    key = [(m.weight, m.weight._version) for m in linears]
-    cached = owner.__dict__.get("_fused_cache")  # a plain attribute: never in state_dict or parameters()
-    if cached is None or any(a is not b or va != vb for (a, va), (b, vb) in zip(cached[0], key)):
-        cached = owner.__dict__["_fused_cache"] = (key, torch.cat([m.weight for m in linears]))
-    return cached[1]
-
-
 class LlamaAttention(nn.Module):
     """Grouped-query self-attention with RoPE on q and k."""
 
@@ -185,15 +167,6 @@ class LlamaAttention(nn.Module):
             weights = None
         out = out.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)  # (B, T, H·d)
         return self.o_proj(out), weights
-
-
-def swiglu(mlp: SwiGLU, x: torch.Tensor) -> torch.Tensor:
-    """``mlp(x)``, with gate and up as one matmul at inference (:func:`fused_weight`)."""
-    w = fused_weight(mlp, (mlp.gate_proj, mlp.up_proj))
-    if w is None:
-        return mlp(x)
-    gate, up = F.linear(x, w).split(mlp.gate_proj.out_features, dim=-1)  # 2 × (B, T, I)
-    return mlp.down_proj(F.silu(gate) * up)
 
 
 class LlamaDecoderLayer(nn.Module):
