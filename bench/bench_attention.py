@@ -13,7 +13,7 @@ from functools import cache
 import torch
 import torch.nn.functional as F
 
-from bench.harness import BenchResult, benchmark, time_call
+from bench.harness import BenchResult, benchmark, interleaved
 from course_lib.attention import blockwise_attention, scaled_dot_product_attention
 from course_lib.profiling import peak_memory
 
@@ -38,9 +38,11 @@ def _blockwise(q, k, v):
 def _measure(t: int) -> dict[str, float]:
     """Times and peak bytes of the three forms at length ``t`` (once per ``t``; the benchmarks share it)."""
     q, k, v = _inputs(t)
+    forms = {"naive": _naive, "blockwise": _blockwise, "sdpa": F.scaled_dot_product_attention}
+    times = interleaved({name: (lambda fn=fn: fn(q, k, v)) for name, fn in forms.items()}, rounds=3)
     out = {}
-    for name, fn in (("naive", _naive), ("blockwise", _blockwise), ("sdpa", F.scaled_dot_product_attention)):
-        out[f"{name}_s"] = time_call(lambda fn=fn: fn(q, k, v), repeat=3)
+    for name, fn in forms.items():
+        out[f"{name}_s"] = times[name]
         out[f"{name}_bytes"] = float(peak_memory(lambda fn=fn: fn(q, k, v))[1])
     torch.testing.assert_close(_blockwise(q, k, v), F.scaled_dot_product_attention(q, k, v))
     return out

@@ -9,12 +9,11 @@ same padded token ids.
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 
 import torch
 
-from bench.harness import BenchResult, benchmark, time_call
+from bench.harness import BenchResult, benchmark, interleaved
 from course_lib import weights
 from course_lib.data import python_docs_text
 from course_lib.models.sentence_encoder import SentenceEncoder
@@ -24,13 +23,8 @@ ROUNDS = 5  # ours and the reference alternate, so load changes on a shared mach
 
 
 def _interleaved(ours, ref) -> tuple[float, float]:
-    """Median seconds of ``ours()`` and ``ref()``, timed alternately after one warm-up each."""
-    ours(), ref()
-    t_ours, t_ref = [], []
-    for _ in range(ROUNDS):
-        t_ours.append(time_call(ours, repeat=1, warmup=0))
-        t_ref.append(time_call(ref, repeat=1, warmup=0))
-    return statistics.median(t_ours), statistics.median(t_ref)
+    t = interleaved({"ours": ours, "reference": ref}, rounds=ROUNDS)
+    return t["ours"], t["reference"]
 
 
 def _sentences(n: int = 512) -> list[str]:

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import time
 from functools import lru_cache
 
-from bench.harness import BenchResult, benchmark, time_call
-
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # single thread for the reference
-os.environ.setdefault("RAYON_NUM_THREADS", "1")
+from bench.harness import BenchResult, benchmark, interleaved
 
 
 @lru_cache(maxsize=1)
@@ -62,20 +57,17 @@ def _cold(tok, text):
     return tok.encode(text)
 
 
-@benchmark("bpe: encode vs HF tokenizers (1 thread)")
+@benchmark("bpe: encode vs HF tokenizers")
 def encode_vs_hf() -> BenchResult:
     """MB/s encoding the Python docs (465 kB), our cache emptied before every run."""
     tok, reference, text = _setup()
     assert tok.encode(text) == reference.encode(text, add_special_tokens=False).ids
     mb = len(text.encode("utf-8")) / 1e6
-    ours, ref, warm = [], [], []
-    for _ in range(3):  # interleaved, so machine load hits both alike
-        ours.append(time_call(lambda: _cold(tok, text), repeat=1, warmup=0))
-        ref.append(time_call(lambda: reference.encode(text, add_special_tokens=False), repeat=1, warmup=0))
-        warm.append(time_call(lambda: tok.encode(text), repeat=1, warmup=0))
-    ours_s, ref_s, warm_s = sorted(ours)[1], sorted(ref)[1], sorted(warm)[1]
+    t = interleaved({"ours": lambda: _cold(tok, text), "reference": lambda: reference.encode(text, add_special_tokens=False),
+                     "warm": lambda: tok.encode(text)}, rounds=3, warmup=0)
+    ours_s, ref_s, warm_s = t["ours"], t["reference"], t["warm"]
     return BenchResult(ours=mb / ours_s, reference=mb / ref_s, unit="MB/s", higher_is_better=True, target=0.25,
-                       reference_name="HF tokenizers Tokenizer.encode (Rust, one thread)",
+                       reference_name="HF tokenizers Tokenizer.encode (Rust, threads pinned by the harness)",
                        notes=f"cold cache; with a warm cache ours is {mb / warm_s:.1f} MB/s",
                        extra={"warm_MB_per_s": mb / warm_s})
 
@@ -85,11 +77,9 @@ def encode_vs_naive() -> BenchResult:
     """Cached, rank-indexed encoding against the textbook loop without a cache, on the 465 kB of docs."""
     tok, _, text = _setup()
     assert naive_encode(tok, text) == _cold(tok, text)
-    start = time.perf_counter()
-    naive_encode(tok, text)
-    naive = time.perf_counter() - start
-    ours = time_call(lambda: _cold(tok, text), repeat=3, warmup=0)
-    warm = time_call(lambda: tok.encode(text), repeat=3, warmup=0)
+    t = interleaved({"naive": lambda: naive_encode(tok, text), "ours": lambda: _cold(tok, text),
+                     "warm": lambda: tok.encode(text)}, rounds=1, warmup=0)  # the naive loop takes tens of seconds
+    naive, ours, warm = t["naive"], t["ours"], t["warm"]
     return BenchResult(ours=ours, reference=naive, unit="s", higher_is_better=False, target=10.0,
                        reference_name="naive merge loop (minbpe _encode_chunk: pair stats + min per merge, no cache)",
                        notes=f"ours starts each run with an empty cache; warm cache: {naive / warm:.0f}x",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from bench.harness import BenchResult, benchmark, time_call
+from bench.harness import BenchResult, benchmark, interleaved
 from course_lib.models.deepseek.mla import (
     KVCache,
     MLAConfig,
@@ -38,14 +38,9 @@ def absorbed_vs_naive_decode() -> BenchResult:
     torch.manual_seed(0)
     attn = MultiHeadLatentAttention(V2_LITE).eval()
     x = torch.randn(1, 1, V2_LITE.hidden_size)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # single thread: on a shared 2-core machine two threads measure the neighbours
-    try:
-        with torch.no_grad():
-            caches = _filled_caches(attn)
-            times = {mode: time_call(lambda m=mode: attn(x, caches[m], m), repeat=30, warmup=3) for mode in caches}
-    finally:
-        torch.set_num_threads(threads)
+    with torch.no_grad():
+        caches = _filled_caches(attn)
+        times = interleaved({mode: (lambda m=mode: attn(x, caches[m], m)) for mode in caches}, rounds=30, warmup=3)
     with torch.no_grad():
         # the two paths must agree on the step they were timed on
         out_naive, _ = attn(x, caches["naive"], "naive")
@@ -57,7 +52,7 @@ def absorbed_vs_naive_decode() -> BenchResult:
         target=1.5, reference_name="naive MLA (cache per-head K and V)",
         notes=f"one DeepSeek-V2-Lite attention layer, fp32 CPU; cache elements/token naive {per_token['naive']} vs "
               f"absorbed {per_token['absorbed']}; max |naive - absorbed| = {err:.1e}",
-        extra={"cache_elements_per_token": per_token, "max_abs_diff": err, "threads": 1})
+        extra={"cache_elements_per_token": per_token, "max_abs_diff": err})
 
 
 @benchmark("mla_kv_cache_bytes_per_token", "KV cache bytes per token, DeepSeek-V2 shapes (bf16): MLA vs MHA")

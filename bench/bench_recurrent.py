@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers.models.mamba import modeling_mamba
 
-from bench.harness import BenchResult, benchmark, time_call
+from bench.harness import BenchResult, benchmark, interleaved
 from course_lib.attention import scaled_dot_product_attention
 from course_lib.models.rnn import LSTM
 from course_lib.models.ssm import MambaMixer, SelectiveSSMConfig, selective_scan_chunked
@@ -31,7 +31,8 @@ def lstm_forward() -> BenchResult:
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(16, 128, 256)
     torch.testing.assert_close(ours(x)[0], ref(x)[0])
-    return BenchResult(time_call(lambda: ours(x), repeat=3), time_call(lambda: ref(x), repeat=3), "s",
+    t = interleaved({"ours": lambda: ours(x), "reference": lambda: ref(x)}, rounds=3)
+    return BenchResult(t["ours"], t["reference"], "s",
                        higher_is_better=False, reference_name="torch.nn.LSTM", notes="fp32, no grad")
 
 
@@ -47,7 +48,8 @@ def selective_scan() -> BenchResult:
     ref = lambda: modeling_mamba.mamba_selective_scan(u.transpose(1, 2), delta.transpose(1, 2), A, B.transpose(1, 2),
                                                       C.transpose(1, 2), D=D)
     torch.testing.assert_close(ours(), ref().transpose(1, 2), rtol=1e-4, atol=1e-4)  # T=1024 cumsums: looser
-    return BenchResult(time_call(ours, repeat=3), time_call(ref, repeat=3), "s", higher_is_better=False,
+    t = interleaved({"ours": ours, "reference": ref}, rounds=3)
+    return BenchResult(t["ours"], t["reference"], "s", higher_is_better=False,
                        reference_name="transformers mamba_selective_scan (torch fallback)",
                        notes=f"(B, T, D, N) = ({b}, {t}, {d}, {n}), chunk 16")
 
@@ -66,6 +68,6 @@ def decode_step() -> BenchResult:
         q, k, v = proj(x).view(1, 1, heads, -1).transpose(1, 2).chunk(3, dim=-1)  # (1, H, 1, d/H) each
         return scaled_dot_product_attention(q, torch.cat([kv[0], k], 2), torch.cat([kv[1], v], 2))[0]
 
-    return BenchResult(time_call(lambda: mamba(x, mode="recurrent", state=state), repeat=20),
-                       time_call(attention_step, repeat=20), "s", higher_is_better=False,
+    t = interleaved({"ours": lambda: mamba(x, mode="recurrent", state=state), "reference": attention_step}, rounds=20)
+    return BenchResult(t["ours"], t["reference"], "s", higher_is_better=False,
                        reference_name="attention + 4k KV cache", notes="width 64, batch 1; state: 2,432 vs 524,288 floats")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import tempfile
-import time
 
-from bench.harness import BenchResult, benchmark, time_call
+from bench.harness import BenchResult, benchmark, interleaved
 
 
 @benchmark("weights: cached load vs GGUF dequantize")
@@ -14,7 +13,6 @@ def cached_vs_uncached() -> BenchResult:
     from course_lib import weights
 
     source = weights.smollm2_gguf_path()
-    uncached = time_call(lambda: weights.dequantize_gguf(source), repeat=2, warmup=0)
     with tempfile.TemporaryDirectory() as tmp:
         import os
 
@@ -22,7 +20,9 @@ def cached_vs_uncached() -> BenchResult:
         os.environ["COURSE_CACHE"] = tmp
         try:
             weights.smollm2_state_dict()  # writes the cache
-            cached = time_call(weights.smollm2_state_dict, repeat=5)
+            t = interleaved({"cached": weights.smollm2_state_dict,
+                             "uncached": lambda: weights.dequantize_gguf(source)}, rounds=3, warmup=0)
+            cached, uncached = t["cached"], t["uncached"]
         finally:
             if old is None:
                 os.environ.pop("COURSE_CACHE")
@@ -42,12 +42,11 @@ def ours_vs_transformers() -> BenchResult:
     from course_lib import weights
 
     source = weights.smollm2_gguf_path()
-    start = time.perf_counter()
-    weights.dequantize_gguf(source)
-    ours = time.perf_counter() - start
-    start = time.perf_counter()
-    AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.float32)
-    reference = time.perf_counter() - start
+    t = interleaved({"ours": lambda: weights.dequantize_gguf(source),
+                     "reference": lambda: AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name,
+                                                                               dtype=torch.float32)},
+                    rounds=3, warmup=0)
+    ours, reference = t["ours"], t["reference"]
     return BenchResult(ours=ours, reference=reference, unit="s", higher_is_better=False, target=None,
                        reference_name="transformers AutoModelForCausalLM.from_pretrained(gguf_file=...)",
-                       notes="one run each (both take seconds); reference also builds the model")
+                       notes="median of 3 alternating rounds, no warm-up (both take seconds); reference also builds the model")

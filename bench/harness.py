@@ -4,11 +4,17 @@ A benchmark is a function in a module ``bench/bench_*.py`` decorated with :func:
 It measures ours and its reference in the same run and returns a :class:`BenchResult`.
 ``python -m bench`` imports every such module, runs the benchmarks, prints a table of ratios
 and writes ``bench/results.json``.
+
+Every timing goes through :func:`interleaved`: warm-up calls, then rounds in which ours and the
+reference alternate (the order flips every round), medians per function; load changes on a
+shared machine then hit both alike. :func:`pin_threads` fixes torch's intra-op threads and the HF
+tokenizers' parallelism before every benchmark, whatever was imported first or changed since.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import statistics
 import time
@@ -64,18 +70,40 @@ def benchmark(name: str, description: str = "") -> Callable:
     return register
 
 
-def time_call(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
-    if repeat < 1:
-        raise ValueError(f"repeat must be >= 1, got {repeat}")
+def interleaved(fns: dict[str, Callable[[], object]], rounds: int = 5, warmup: int = 1) -> dict[str, float]:
+    """Median wall-clock seconds of each function in ``fns``, timed in alternating rounds.
+
+    ``warmup`` untimed calls of each first; then ``rounds`` rounds, each calling every function
+    once, in the given order on even rounds and reversed on odd ones (no function always first).
+    """
+    if not fns or not all(callable(f) for f in fns.values()):
+        raise TypeError("fns must be a non-empty dict of name -> callable without arguments")
+    if not isinstance(rounds, int) or rounds < 1 or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"rounds must be an int >= 1 and warmup an int >= 0, got {rounds!r}, {warmup!r}")
     for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    order = list(fns.items())
+    for r in range(rounds):
+        for name, fn in order if r % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def pin_threads(threads: int) -> dict:
+    """Fix torch's intra-op threads and HF tokenizers' parallelism; return the settings to record."""
+    import torch
+
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive int, got {threads!r}")
+    torch.set_num_threads(threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if threads > 1 else "false"  # read by the Rust side per call
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+    return {"torch_threads": torch.get_num_threads(), "TOKENIZERS_PARALLELISM": os.environ["TOKENIZERS_PARALLELISM"],
+            "RAYON_NUM_THREADS": os.environ["RAYON_NUM_THREADS"]}
 
 
 def discover() -> None:
@@ -85,8 +113,12 @@ def discover() -> None:
             importlib.import_module(f"bench.{info.name}")
 
 
-def run(select: list[str] | None = None) -> dict[str, dict]:
-    """Run the registered benchmarks whose name contains any of ``select`` (all when empty)."""
+def run(select: list[str] | None = None, threads: int = 1) -> dict[str, dict]:
+    """Run the registered benchmarks whose name contains any of ``select`` (all when empty).
+
+    Threads are pinned (:func:`pin_threads`) before every benchmark and recorded in its row.
+    """
+    pin_threads(threads)  # before the benchmark modules import torch-using or tokenizer code
     discover()
     results: dict[str, dict] = {}
     names = [n for n in REGISTRY if not select or any(s in n for s in select)]
@@ -94,8 +126,10 @@ def run(select: list[str] | None = None) -> dict[str, dict]:
         raise ValueError(f"no benchmark matches {select}; known: {sorted(REGISTRY)}")
     for name in names:
         print(f"running {name} ...", flush=True)
+        settings = pin_threads(threads)
         res = REGISTRY[name].fn()
-        results[name] = {**asdict(res), "ratio": res.ratio, "met": res.met, "description": REGISTRY[name].description}
+        results[name] = {**asdict(res), "ratio": res.ratio, "met": res.met, "description": REGISTRY[name].description,
+                         "threads": settings}
     return results
 
 

@@ -1,4 +1,4 @@
-"""Autoregressive generation: samplers, the KV-cache decode loop, streaming.
+"""Autoregressive generation: samplers, the one decoding interface, the decode loop, streaming.
 
 The samplers work on any logits ``(..., V)`` and are shared by every decoder in the course:
 
@@ -10,15 +10,19 @@ The samplers work on any logits ``(..., V)`` and are shared by every decoder in 
 They follow HF ``transformers`` logits processors (``TemperatureLogitsWarper``, ``TopKLogitsWarper``,
 ``TopPLogitsWarper``, ``RepetitionPenaltyLogitsProcessor``) and are tested equal to them.
 
-:func:`generate` drives any model ``model(input_ids, attention_mask=None, cache=None) -> out`` with
-``out.logits`` ``(B, T, V)``; with ``use_cache=True`` the model must also offer
-``model.new_cache(batch_size, max_len)`` (see :class:`course_lib.models.llama.KVCache`). The prompt
-is run once (prefill), then one token per step reuses the cached keys and values (decode).
+:func:`generate` drives any :class:`Decoder`: ``model.new_cache(batch_size, max_len)`` builds an
+empty cache and ``model.decode_step(input_ids, cache, attention_mask)`` runs the positions not yet
+in the cache and returns the last position's logits ``(B, V)`` with the extended cache. The prompt
+runs once (prefill), then one token per step (decode). A KV cache (LLaMA), a recurrent state
+(LSTM) or the token history of a model that recomputes (:class:`Recompute`: GPT, DeepSeek) all fit;
+an encoder–decoder adapts through its decoder with the encoder memory fixed (T5 ``as_decoder``).
+Batched prompts of different lengths are left-padded (:func:`pad_left`) with an attention mask.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -112,20 +116,84 @@ def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int
     return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
 
 
+class DecodingStep(Protocol):
+    """One step: ids ``(B, T)`` not yet in ``cache`` (+ mask ``(B, past + T)``) -> logits ``(B, V)`` at the last position, cache."""
+
+    def __call__(self, input_ids: torch.Tensor, cache: Any,
+                 attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]: ...
+
+
+@runtime_checkable
+class Decoder(Protocol):
+    """What :func:`generate` drives (see the table in docs/NOTES.md "Decoding interface").
+
+    ``new_cache(batch_size, max_len)``: an empty cache for ``max_len`` positions (any object).
+    ``decode_step``: a :class:`DecodingStep`; ``cache=None`` means no cache (recompute from
+    ``input_ids``, which then hold the whole sequence). ``attention_mask`` is 1 for real tokens and
+    0 for left padding; a decoder that cannot mask must refuse a mask with zeros (:func:`require_unpadded`).
+    """
+
+    def new_cache(self, batch_size: int, max_len: int) -> Any: ...
+
+    def decode_step(self, input_ids: torch.Tensor, cache: Any,
+                    attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Any]: ...
+
+
+def require_unpadded(attention_mask: torch.Tensor | None, who: str) -> None:
+    """Refuse left padding in a decoder that has no attention mask (its positions would be wrong)."""
+    if attention_mask is not None and not bool(attention_mask.bool().all()):
+        raise ValueError(f"{who} cannot decode padded prompts (attention_mask has zeros); generate each prompt "
+                         f"alone or use a decoder with attention_mask support (LlamaForCausalLM)")
+
+
+class Recompute:
+    """:class:`Decoder` for a model without a cache: the cache is the token history ``(B, t)``.
+
+    ``model(ids).logits`` ``(B, T, V)`` is recomputed over the last ``window`` tokens (all when None)
+    each step, so the output equals a plain "append argmax and run again" loop.
+    """
+
+    def __init__(self, model: Callable, window: int | None = None):
+        self.model, self.window, self.config = model, window, getattr(model, "config", None)
+
+    def new_cache(self, batch_size: int, max_len: int) -> torch.Tensor | None:
+        return None
+
+    def decode_step(self, input_ids, cache, attention_mask=None):
+        require_unpadded(attention_mask, type(self.model).__name__)
+        ids = input_ids if cache is None else torch.cat([cache, input_ids], dim=1)  # (B, t)
+        context = ids if self.window is None else ids[:, -self.window:]
+        return self.model(context).logits[:, -1], ids
+
+
+def pad_left(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists of different lengths -> ``(input_ids, attention_mask)`` ``(B, T_max)``, padded on the left."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("prompts must be a non-empty list of non-empty token lists")
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad_token_id] * (width - len(p)) + list(p) for p in prompts], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
+    return ids, mask
+
+
 def _context_window(model) -> int | None:
     config = getattr(model, "config", None)
     return getattr(config, "max_position_embeddings", None)
 
 
-def generate_tokens(model, input_ids: torch.Tensor, max_new_tokens: int, attention_mask: torch.Tensor | None = None,
-                    temperature: float = 0.0, top_k: int | None = None, top_p: float | None = None,
-                    repetition_penalty: float = 1.0, stop_tokens: Iterable[int] = (), use_cache: bool = True,
-                    pad_token_id: int = 0, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+def generate_tokens(model: Decoder, input_ids: torch.Tensor, max_new_tokens: int,
+                    attention_mask: torch.Tensor | None = None, temperature: float = 0.0, top_k: int | None = None,
+                    top_p: float | None = None, repetition_penalty: float = 1.0, stop_tokens: Iterable[int] = (),
+                    use_cache: bool = True, pad_token_id: int = 0,
+                    generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
     """Yield the next tokens ``(B,)`` step by step; see :func:`generate` for the arguments.
 
     Rows that have produced a stop token get ``pad_token_id`` afterwards; the loop ends when every
     row has stopped or after ``max_new_tokens`` steps.
     """
+    if not isinstance(model, Decoder):
+        raise TypeError(f"model must implement the Decoder protocol (new_cache, decode_step), got "
+                        f"{type(model).__name__}; wrap a model without a cache as Recompute(model)")
     if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.dtype != torch.long:
         raise TypeError("input_ids must be a torch.long tensor of shape (B, T)")
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
@@ -148,23 +216,27 @@ def generate_tokens(model, input_ids: torch.Tensor, max_new_tokens: int, attenti
     step_ids = ids
     with torch.no_grad():
         for _ in range(max_new_tokens):
-            out = model(step_ids if use_cache else ids, attention_mask=mask, cache=cache)
-            logits = out.logits[:, -1, :]  # (B, V)
+            if use_cache:
+                logits, cache = model.decode_step(step_ids, cache, mask)  # (B, V)
+            else:
+                logits, _ = model.decode_step(ids, None, mask)
             if repetition_penalty != 1.0:
                 logits = apply_repetition_penalty(logits, ids, repetition_penalty)
             token = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B,)
-            token = torch.where(done, torch.full_like(token, pad_token_id), token)
+            if stop.numel():
+                token = torch.where(done, torch.full_like(token, pad_token_id), token)
             yield token
-            done = done | torch.isin(token, stop)
-            if bool(done.all()):
-                return
+            if stop.numel():
+                done = done | torch.isin(token, stop)
+                if bool(done.all()):
+                    return
             ids = torch.cat([ids, token[:, None]], dim=1)  # (B, T + 1)
             step_ids = token[:, None]  # (B, 1)
             if mask is not None:
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
 
 
-def generate(model, input_ids: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
+def generate(model: Decoder, input_ids: torch.Tensor, max_new_tokens: int, **kwargs) -> torch.Tensor:
     """Prompt ``(B, T)`` -> prompt + continuation ``(B, T + n)``, n ≤ ``max_new_tokens``.
 
     Keyword arguments: ``attention_mask`` ``(B, T)`` (0 on left padding, for batched prompts of
@@ -177,7 +249,7 @@ def generate(model, input_ids: torch.Tensor, max_new_tokens: int, **kwargs) -> t
     return torch.cat([input_ids, *steps], dim=1)
 
 
-def stream(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int, **kwargs) -> Iterator[str]:
+def stream(model: Decoder, tokenizer, input_ids: torch.Tensor, max_new_tokens: int, **kwargs) -> Iterator[str]:
     """Yield the continuation of one prompt ``(1, T)`` as text pieces while it is generated.
 
     A byte-level token can end in the middle of a UTF-8 character (a Chinese character or emoji

@@ -23,14 +23,17 @@ for nb in chapters/*.ipynb; do
   printf '%s\t%s\t%s\n' "$nb" "$(( $(date +%s) - start ))" "$status" | tee -a "$out/notebooks.tsv"
 done
 timeout "${BENCH_TIMEOUT:-600}" python -m bench --out "$out/bench.json" > "$out/bench.log" 2>&1 || echo "bench FAILED" >> "$out/bench.log"
-# Peak dense throughput used for MFU: H200 TF32 tensor cores ~494 TFLOP/s (fp32 matmuls use TF32 when allowed).
-python - "$COURSE_RESULTS" "${PEAK_FLOPS:-4.94e14}" > "$out/summary.txt" <<'PY'
+# MFU = FLOPs/item (counted by course_lib.training.train: 6·N + 12·L·d·T per token for a Transformer)
+# × items/s ÷ peak. Peak: H200 dense bf16 matmul ≈ 790 TFLOP/s (measured); override with PEAK_FLOPS.
+python - "$COURSE_RESULTS" "${PEAK_FLOPS:-7.9e14}" > "$out/summary.txt" <<'PY'
 import json, sys
 path, peak = sys.argv[1], float(sys.argv[2])
-print(f"{'training run':<40}{'items/s':>14}{'MFU':>8}")
+print(f"{'training run':<40}{'items/s':>14}{'GFLOP/item':>12}{'loss':>9}{'MFU':>8}   (peak {peak / 1e12:.0f} TFLOP/s)")
 for line in open(path):
     r = json.loads(line)
-    mfu = f"{r['flops_per_item'] * r['items_per_second'] / peak:.1%}" if r.get("flops_per_item") else "-"
-    print(f"{r['desc']:<40}{r['items_per_second']:>14,.0f}{mfu:>8}")
+    flops = r.get("flops_per_item")
+    mfu = f"{flops * r['items_per_second'] / peak:.1%}" if flops else "-"
+    gflop = f"{flops / 1e9:.4f}" if flops else "-"
+    print(f"{r['desc']:<40}{r['items_per_second']:>14,.0f}{gflop:>12}{r['final_loss']:>9.3f}{mfu:>8}")
 PY
 cat "$out/summary.txt" "$out/notebooks.tsv"

@@ -83,7 +83,7 @@ def test_bad_input():
         model(torch.zeros(1, 3))
     with pytest.raises(ValueError, match=r"input_ids must have shape \(B, T\)"):
         model(torch.tensor([1, 2]))
-    with pytest.raises(ValueError, match="temperature must be >= 0"):
+    with pytest.raises(ValueError, match="temperature must be a number >= 0"):
         model.generate(torch.tensor([[1]]), 2, temperature=-1.0)
     lstm = LSTM(3, 4)
     with pytest.raises(ValueError, match=r"x must have shape \(B, T, 3\)"):

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import generation
 from course_lib.attention import attend, left_padding_mask
 from course_lib.checks import check_positive_ints, check_token_ids
 from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights
@@ -163,16 +164,11 @@ class GPT(nn.Module):
         logits = tr.ln_f(x) @ tr.wte.weight.T  # (B, T, V), tied head
         return GPTOutput(logits, tuple(attentions) if output_attentions else None)
 
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0) -> torch.Tensor:
-        """Append ``max_new_tokens`` tokens, greedy (``temperature=0``) or sampled; recomputes the prefix."""
-        if max_new_tokens < 0 or temperature < 0:
-            raise ValueError(f"need max_new_tokens >= 0 and temperature >= 0, got {max_new_tokens}, {temperature}")
-        for _ in range(max_new_tokens):
-            logits = self(input_ids[:, -self.config.n_positions:]).logits[:, -1]  # (B, V)
-            if temperature == 0:
-                nxt = logits.argmax(-1, keepdim=True)
-            else:
-                nxt = torch.multinomial(torch.softmax(logits / temperature, -1), 1)
-            input_ids = torch.cat([input_ids, nxt], dim=1)  # (B, T+1)
-        return input_ids
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
+                 **kwargs) -> torch.Tensor:
+        """Append ``max_new_tokens`` tokens, greedy (``temperature=0``) or sampled, through
+        :func:`course_lib.generation.generate`; no KV cache: each step recomputes the last
+        ``n_positions`` tokens (:class:`course_lib.generation.Recompute`)."""
+        return generation.generate(generation.Recompute(self, window=self.config.n_positions), input_ids,
+                                   max_new_tokens, temperature=temperature, **kwargs)
+

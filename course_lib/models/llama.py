@@ -28,6 +28,7 @@ from torch import nn
 from course_lib.attention import attend, left_padding_mask
 from course_lib.checks import check_positive_ints, check_token_ids
 from course_lib.layers import RMSNorm, SwiGLU, apply_rope, rope_cos_sin, rope_inv_freq
+from course_lib.models.fused import fused_weight, swiglu
 from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights, refuse_unsupported
 
 
@@ -120,14 +121,25 @@ class LlamaAttention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.n_heads * self.head_dim, config.hidden_size, bias=False)
 
+    def _qkv(self, x, cos, sin):
+        """q ``(B, H, T, d)``, k and v ``(B, H_kv, T, d)``, RoPE applied to q and k."""
+        B, T, _ = x.shape
+        H, H_kv = self.n_heads, self.n_kv_heads
+        w = fused_weight(self, (self.q_proj, self.k_proj, self.v_proj))
+        if w is None:
+            q = self.q_proj(x).view(B, T, H, self.head_dim).transpose(1, 2)     # (B, H, T, d)
+            k = self.k_proj(x).view(B, T, H_kv, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
+            v = self.v_proj(x).view(B, T, H_kv, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
+            return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+        qkv = F.linear(x, w).view(B, T, H + 2 * H_kv, self.head_dim).transpose(1, 2)  # (B, H + 2·H_kv, T, d)
+        qk = apply_rope(qkv[:, :H + H_kv], cos, sin)  # one rotation for q and k: the same elementwise maths
+        return qk[:, :H], qk[:, H:], qkv[:, H + H_kv:]
+
     def forward(self, x, cos, sin, mask=None, cache: KVCache | None = None, layer: int = 0,
                 output_attentions: bool = False):
         """``x`` ``(B, T, D)`` → ``(o_proj(attention), weights (B, H, T, T_k) or None)``, RoPE on q and k."""
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)     # (B, H, T, d)
-        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
-        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, H_kv, T, d)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k, v = self._qkv(x, cos, sin)
         if cache is not None:
             k, v = cache.update(layer, k, v)  # (B, H_kv, T_k, d)
         out, weights = attend(q, k, v, mask, causal=mask is None, need_weights=output_attentions)  # (B, H, T, d)
@@ -148,7 +160,7 @@ class LlamaDecoderLayer(nn.Module):
         """``h`` ``(B, T, D)`` → ``(block output, attention weights or None)``."""
         attn, weights = self.self_attn(self.input_layernorm(h), cos, sin, mask, cache, layer, output_attentions)
         h = h + attn
-        h = h + self.mlp(self.post_attention_layernorm(h))
+        h = h + swiglu(self.mlp, self.post_attention_layernorm(h))
         return h, weights
 
 
@@ -223,6 +235,18 @@ class LlamaForCausalLM(nn.Module):
         cached positions too; positions then count real tokens only (as HF ``generate`` does).
         ``cache`` (from :meth:`new_cache`) holds earlier keys/values and is extended in place.
         """
+        h, attentions = self._decoder(input_ids, attention_mask, cache, output_attentions)
+        logits = F.linear(h, self.output_embeddings())  # (B, T, V)
+        return CausalLMOutput(logits, attentions, cache)
+
+    def decode_step(self, input_ids: torch.Tensor, cache: KVCache | None,
+                    attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache | None]:
+        """:class:`course_lib.generation.Decoder` step: logits ``(B, V)`` of the last position only."""
+        h, _ = self._decoder(input_ids, attention_mask, cache, False, last_only=True)
+        return F.linear(h[:, -1], self.output_embeddings()), cache  # (B, V)
+
+    def _decoder(self, input_ids, attention_mask, cache, output_attentions, last_only=False):
+        """Final-norm hidden states ``(B, T, D)`` (``(B, 1, D)`` with ``last_only``) and the attentions."""
         past = self._check_inputs(input_ids, attention_mask, cache)
         B, T = input_ids.shape
         mask = None
@@ -241,6 +265,5 @@ class LlamaForCausalLM(nn.Module):
                 attentions.append(weights)
         if cache is not None:
             cache.advance(T)
-        h = self.model.norm(h)
-        logits = F.linear(h, self.output_embeddings())  # (B, T, V)
-        return CausalLMOutput(logits, tuple(attentions) if output_attentions else None, cache)
+        h = self.model.norm(h[:, -1:] if last_only else h)
+        return h, tuple(attentions) if output_attentions else None

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import generation
 from course_lib.checks import check_token_ids
 
 
@@ -136,19 +137,18 @@ class LSTMLanguageModel(nn.Module):
         logits, _ = self(input_ids[:, :-1])
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), input_ids[:, 1:].reshape(-1))
 
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 1.0) -> torch.Tensor:
-        """Sample ``max_new_tokens`` tokens one at a time, carrying only the (h, c) state."""
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
-        logits, state = self(input_ids)
-        out = [input_ids]
-        for _ in range(max_new_tokens):
-            last = logits[:, -1]  # (B, V)
-            if temperature == 0:
-                nxt = last.argmax(-1, keepdim=True)
-            else:
-                nxt = torch.multinomial(torch.softmax(last / temperature, -1), 1)  # (B, 1)
-            out.append(nxt)
-            logits, state = self(nxt, state)
-        return torch.cat(out, dim=1)
+    def new_cache(self, batch_size: int, max_len: int) -> None:
+        """:class:`course_lib.generation.Decoder`: the cache is the ``(h, c)`` state; ``None`` = zeros."""
+        return None
+
+    def decode_step(self, input_ids: torch.Tensor, cache, attention_mask: torch.Tensor | None = None):
+        """Run ``input_ids`` (B, T) from state ``cache``: logits (B, V) of the last step, new ``(h, c)``."""
+        generation.require_unpadded(attention_mask, "LSTMLanguageModel")
+        logits, state = self(input_ids, cache)
+        return logits[:, -1], state
+
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                 **kwargs) -> torch.Tensor:
+        """Sample ``max_new_tokens`` tokens one at a time, carrying only the (h, c) state
+        (:func:`course_lib.generation.generate`; ``temperature=0`` is greedy)."""
+        return generation.generate(self, input_ids, max_new_tokens, temperature=temperature, **kwargs)

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import generation
 from course_lib.attention import attend, causal_mask
 from course_lib.checks import check_positive_ints, check_token_ids
 from course_lib.layers import RMSNorm
@@ -278,22 +279,52 @@ class T5ForConditionalGeneration(T5Model):
                 output_attentions=False) -> Seq2SeqOutput:
         """:class:`Seq2SeqOutput` with ``logits`` ``(B, T_dec, V)`` from the tied head."""
         out = super().forward(input_ids, decoder_input_ids, attention_mask, decoder_attention_mask, output_attentions)
-        h = out.last_hidden_state
-        if self.config.scale_decoder_outputs:
-            h = h * self.config.d_model ** -0.5
-        out.logits = h @ self.shared.weight.T  # (B, T_dec, V)
+        out.logits = self.lm_logits(out.last_hidden_state)  # (B, T_dec, V)
         return out
 
-    @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, attention_mask=None) -> torch.Tensor:
-        """Greedy decoding from ``decoder_start_token_id`` (the encoder runs once per step here: no cache)."""
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        out = torch.full((input_ids.shape[0], 1), self.config.decoder_start_token_id, device=input_ids.device)
-        for _ in range(max_new_tokens):
-            logits = self(input_ids, out, attention_mask).logits[:, -1]  # (B, V)
-            out = torch.cat([out, logits.argmax(-1, keepdim=True)], dim=1)
-        return out
+    def lm_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """Tied head on decoder states ``(..., D)`` -> ``(..., V)``."""
+        if self.config.scale_decoder_outputs:
+            h = h * self.config.d_model ** -0.5
+        return h @ self.shared.weight.T
+
+    def as_decoder(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> T5Decoder:
+        """The decoder as a :class:`course_lib.generation.Decoder`, the encoder run once on ``input_ids``."""
+        mask = self._check("input_ids", input_ids, attention_mask)
+        with torch.no_grad():
+            memory = self.encoder(input_ids, mask)[0]  # (B, S, D), fixed while decoding
+        return T5Decoder(self, memory, mask)
+
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, attention_mask=None, **kwargs) -> torch.Tensor:
+        """Decode from ``decoder_start_token_id`` (greedy by default) through :func:`course_lib.generation.generate`.
+
+        Returns the decoder sequence ``(B, 1 + n)``, start token first, like HF ``generate``.
+        """
+        start = torch.full((input_ids.shape[0], 1), self.config.decoder_start_token_id, device=input_ids.device)
+        return generation.generate(self.as_decoder(input_ids, attention_mask), start, max_new_tokens, **kwargs)
+
+
+class T5Decoder:
+    """:class:`course_lib.generation.Decoder` over T5's decoder with the encoder memory fixed.
+
+    The cache is the decoder token history: each step recomputes the decoder (no self-attention
+    KV cache: the relative position bias is built for the whole decoder length).
+    """
+
+    def __init__(self, model: T5ForConditionalGeneration, memory: torch.Tensor, memory_mask: torch.Tensor):
+        self.model, self.memory, self.memory_mask = model, memory, memory_mask
+
+    def new_cache(self, batch_size: int, max_len: int) -> None:
+        if batch_size != self.memory.shape[0]:
+            raise ValueError(f"batch_size {batch_size} differs from the encoded batch {self.memory.shape[0]}")
+        return None
+
+    def decode_step(self, input_ids, cache, attention_mask=None):
+        generation.require_unpadded(attention_mask, "T5Decoder")
+        ids = input_ids if cache is None else torch.cat([cache, input_ids], dim=1)  # (B, t)
+        self.model._check("decoder_input_ids", ids, None)
+        h = self.model.decoder(ids, torch.ones_like(ids), self.memory, self.memory_mask)[0]  # (B, t, D)
+        return self.model.lm_logits(h[:, -1]), ids  # (B, V)
 
 
 def shift_right(labels: torch.Tensor, decoder_start_token_id: int = 0, pad_token_id: int = 0) -> torch.Tensor:

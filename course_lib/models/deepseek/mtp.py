@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from course_lib.generation import Recompute, generate, sample_next_token
 from course_lib.layers import RMSNorm
 
 
@@ -76,10 +77,7 @@ def greedy_generate(model, prompt: torch.Tensor, max_new_tokens: int) -> Specula
     """Plain greedy decoding, one main pass per token (full recompute, the baseline for the speed-up)."""
     _check_prompt(prompt, max_new_tokens)
     start = time.perf_counter()
-    seq = prompt
-    for _ in range(max_new_tokens):
-        nxt = model(seq).logits[:, -1].argmax(-1, keepdim=True)  # (1, 1)
-        seq = torch.cat([seq, nxt], dim=1)
+    seq = generate(Recompute(model), prompt, max_new_tokens)  # (1, P + new)
     return SpeculativeResult(seq, 0, 0, max_new_tokens, time.perf_counter() - start)
 
 
@@ -101,7 +99,7 @@ def self_speculative_generate(model, prompt: torch.Tensor, max_new_tokens: int) 
     while True:
         out = model(seq)
         passes += 1
-        preds = out.logits[0].argmax(-1)  # (L,), preds[j] = main model's token after position j
+        preds = sample_next_token(out.logits[0], temperature=0)  # (L,), preds[j] = main model's token after position j
         valid = seq.shape[1]  # positions whose hidden state is built on verified tokens only
         if pending:
             drafted += 1
@@ -117,7 +115,7 @@ def self_speculative_generate(model, prompt: torch.Tensor, max_new_tokens: int) 
             break
         h = out.hidden_states[:, :valid]  # (1, valid, d)
         emb = model.model.embed_tokens(seq[:, 1 : valid + 1])  # (1, valid, d)
-        draft = model.mtp_logits(0, model.mtp[0](h, emb))[:, -1].argmax(-1, keepdim=True)  # (1, 1)
+        draft = sample_next_token(model.mtp_logits(0, model.mtp[0](h, emb))[:, -1], temperature=0)[:, None]  # (1, 1)
         seq = torch.cat([seq, draft], dim=1)
         pending = True
     return SpeculativeResult(seq[:, :target], drafted, accepted, passes, time.perf_counter() - start)
