@@ -14,9 +14,8 @@ from pathlib import Path
 import torch
 
 from bench.harness import BenchResult, benchmark, interleaved
-from course_lib import weights
+from course_lib import pretrained, weights
 from course_lib.data import python_docs_text
-from course_lib.models.sentence_encoder import SentenceEncoder
 
 BATCH = 32
 ROUNDS = 5  # ours and the reference alternate, so load changes on a shared machine hit both alike
@@ -39,7 +38,7 @@ def embed_end_to_end() -> BenchResult:
     from sentence_transformers import SentenceTransformer
 
     sents = _sentences()
-    ours = SentenceEncoder.from_minilm()
+    ours = pretrained.minilm()
     ref = SentenceTransformer(str(weights.minilm_path()), device="cpu")
     with torch.inference_mode():
         t_ours, t_ref = _interleaved(lambda: ours.encode(sents, batch_size=BATCH),
@@ -54,7 +53,7 @@ def embed_end_to_end() -> BenchResult:
 def model_forward() -> BenchResult:
     from transformers import BertModel as HFBertModel
 
-    ours = SentenceEncoder.from_minilm()
+    ours = pretrained.minilm()
     ref = HFBertModel.from_pretrained(str(weights.minilm_path()), attn_implementation="sdpa").eval()
     sents = sorted(_sentences(), key=len)
     batches = [ours.tokenizer(sents[i:i + BATCH], max_length=256) for i in range(0, len(sents), BATCH)]
@@ -70,12 +69,12 @@ def model_forward() -> BenchResult:
 def gpt_tiny_train() -> BenchResult:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from course_lib.models.gpt import GPT, GPTConfig, load_hf_state_dict
+    from course_lib.models.gpt import GPT
 
     conf = dict(vocab_size=8192, n_positions=128, n_embd=128, n_layer=4, n_head=4)
     torch.manual_seed(0)
     ref = GPT2LMHeadModel(GPT2Config(**conf, bos_token_id=0, eos_token_id=0, attn_implementation="sdpa")).train()
-    ours = load_hf_state_dict(GPT(GPTConfig(**conf)), ref.state_dict()).train()
+    ours = GPT.from_hf(ref.config, ref.state_dict()).train()
     ids = torch.randint(0, conf["vocab_size"], (16, 128))
 
     def step_fn(model, loss_of):

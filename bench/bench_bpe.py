@@ -11,13 +11,12 @@ from bench.harness import BenchResult, benchmark, interleaved
 def _setup():
     from transformers import AutoTokenizer
 
-    from course_lib import weights
+    from course_lib import pretrained, weights
     from course_lib.data import python_docs_text
-    from course_lib.tokenizers.bpe import ByteLevelBPE
 
     path = weights.smollm2_gguf_path()
     reference = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name).backend_tokenizer
-    return ByteLevelBPE.from_smollm2(), reference, python_docs_text()
+    return pretrained.smollm2_tokenizer(), reference, python_docs_text()
 
 
 def naive_encode(tok, text: str) -> list[int]:

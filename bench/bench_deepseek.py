@@ -9,7 +9,7 @@ import torch
 
 from bench.harness import BenchResult, benchmark, interleaved
 from course_lib.models.deepseek.mla import (
-    KVCache,
+    MLACache,
     MLAConfig,
     MultiHeadLatentAttention,
     kv_cache_elements_per_token,
@@ -21,13 +21,13 @@ V2_LITE = MLAConfig(hidden_size=2048, num_heads=16, kv_lora_rank=512, qk_nope_he
 CACHED = 4096
 
 
-def _filled_caches(attn: MultiHeadLatentAttention) -> dict[str, KVCache]:
+def _filled_caches(attn: MultiHeadLatentAttention) -> dict[str, MLACache]:
     """Both caches holding the same 4096 random tokens: the latent [c^KV; k^R] and its per-head expansion."""
     g = torch.Generator().manual_seed(0)
     c = attn.config
     c_kv = attn.kv_a_layernorm(torch.randn(1, CACHED, c.kv_lora_rank, generator=g))  # (1, T, d_c)
     k_pe = torch.randn(1, 1, CACHED, c.qk_rope_head_dim, generator=g)  # (1, 1, T, d_R)
-    caches = {mode: KVCache() for mode in ("naive", "absorbed")}
+    caches = {mode: MLACache() for mode in ("naive", "absorbed")}
     caches["naive"].update(*attn.expand_latent(c_kv, k_pe))  # (1, H, T, d_nope + d_R), (1, H, T, d_v)
     caches["absorbed"].update(torch.cat([c_kv, k_pe[:, 0]], dim=-1))  # (1, T, d_c + d_R)
     return caches

@@ -28,12 +28,11 @@ MASSIVE_LAYER = "model.layers.11.mlp.down_proj"  # SmolLM2's massive activation:
            "activation), 1×128/128×128 vs per-tensor")
 def massive_activation() -> BenchResult:
     """The §7 FP8 row: block scaling must cut the error to ≤ 0.25× where amax/median passes E4M3's range."""
+    from course_lib import pretrained
     from course_lib.data import python_docs_text
-    from course_lib.models.llama import LlamaForCausalLM
-    from course_lib.tokenizers.bpe import ByteLevelBPE
 
-    ids = ByteLevelBPE.from_smollm2().encode(python_docs_text(max_chars=8000))[:512]
-    rows = real_activation_study(LlamaForCausalLM.from_smollm2(), torch.tensor([ids]))  # 210 GEMMs
+    ids = pretrained.smollm2_tokenizer().encode(python_docs_text(max_chars=8000))[:512]
+    rows = real_activation_study(pretrained.smollm2(), torch.tensor([ids]))  # 210 GEMMs
     (row,) = [r for r in rows if r.name == MASSIVE_LAYER]
     geomean = lambda values: math.exp(statistics.fmean(math.log(v) for v in values))  # noqa: E731
     return BenchResult(

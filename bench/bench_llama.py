@@ -15,14 +15,12 @@ PROMPT = "The Python programming language was designed to be easy to read. Its m
 def _models():
     from transformers import AutoModelForCausalLM
 
-    from course_lib import weights
-    from course_lib.models.llama import LlamaForCausalLM
-    from course_lib.tokenizers.bpe import ByteLevelBPE
+    from course_lib import pretrained, weights
 
     path = weights.smollm2_gguf_path()
     reference = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
                                                      dtype=torch.float32).eval()
-    return LlamaForCausalLM.from_smollm2(), reference, ByteLevelBPE.from_smollm2()
+    return pretrained.smollm2(), reference, pretrained.smollm2_tokenizer()
 
 
 @benchmark("llama: decode tokens/s, batch 1, KV cache")
