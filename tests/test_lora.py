@@ -171,6 +171,7 @@ def test_count_parameters_and_freezing():
     expected = 2 * (4 * 32 + 32 * 4) + 2 * (4 * 32 + 16 * 4)
     assert count_parameters(model) == (expected, total + expected)
     assert all(".lora_" in n for n, p in model.named_parameters() if p.requires_grad)
+    assert not any(m.training for m in model.modules())  # injecting into an eval-mode model keeps it in eval mode
 
 
 def test_adapter_save_load_round_trip(tmp_path):

@@ -38,10 +38,8 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
 def base_fingerprint(model: nn.Module) -> str:
     """A hash of the base model: parameter names, shapes and the first values of each base weight."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        if ".lora_" in name:
-            continue
-        name = name.replace(".base_layer.", ".")
+    state = {name.replace(".base_layer.", "."): t for name, t in model.state_dict().items() if ".lora_" not in name}
+    for name, tensor in sorted(state.items()):
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
         if tensor.is_floating_point() and tensor.numel():
             digest.update(tensor.detach().reshape(-1)[:16].float().cpu().numpy().round(6).tobytes())

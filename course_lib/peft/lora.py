@@ -167,7 +167,8 @@ def inject_lora(model: nn.Module, targets: str | Iterable[str] = DEFAULT_TARGETS
     for name in names:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, LoRALinear(getattr(parent, child), r, alpha, dropout, rslora, dora))
+        wrapped = LoRALinear(getattr(parent, child), r, alpha, dropout, rslora, dora)
+        setattr(parent, child, wrapped.train(model.training))  # an eval-mode model stays in eval mode
     return names
 
 
