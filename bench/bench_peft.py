@@ -12,7 +12,7 @@ import copy
 
 import torch
 
-from bench.harness import BenchResult, benchmark, time_call
+from bench.harness import BenchResult, benchmark, interleaved
 from course_lib import pretrained, tool_calls
 from course_lib.peft.lora import inject_lora, lora_layers
 from course_lib.profiling import peak_memory
@@ -42,7 +42,8 @@ def lora_step_memory() -> BenchResult:
     full_step = _step(base, list(base.parameters()))
     _, peak_lora = peak_memory(lora_step)
     _, peak_full = peak_memory(full_step)
-    t_lora, t_full = time_call(lora_step, repeat=3), time_call(full_step, repeat=3)
+    times = interleaved({"lora": lora_step, "full": full_step}, rounds=3, warmup=0)
+    t_lora, t_full = times["lora"], times["full"]
     return BenchResult(peak_lora / 2**20, peak_full / 2**20, "MiB", higher_is_better=False, target=1 / 0.7,
                        reference_name="full fine-tuning, AdamW", notes="ratio >= 1.43 means LoRA <= 0.7x",
                        extra={"lora_step_s": t_lora, "full_step_s": t_full, "batch": "8 tool-call examples"})
@@ -64,8 +65,8 @@ def lora_forward_speed() -> BenchResult:
             ref.base_model.model.get_submodule(name).lora_A["default"].weight.copy_(layer.lora_A.weight)
     ids = torch.randint(0, 49152, (1, 128))
     with torch.no_grad():
-        t_ours = time_call(lambda: ours(ids), repeat=7)
-        t_ref = time_call(lambda: ref(input_ids=ids), repeat=7)
+        times = interleaved({"ours": lambda: ours(ids), "peft": lambda: ref(input_ids=ids)}, rounds=7, warmup=1)
+    t_ours, t_ref = times["ours"], times["peft"]
     return BenchResult(t_ours, t_ref, "s", higher_is_better=False, target=1.0, reference_name="peft 0.21.2 on transformers")
 
 
@@ -80,8 +81,8 @@ def quantized_base_memory() -> BenchResult:
         inject_lora(m, TARGETS, r=8, alpha=16)
     ids = torch.randint(0, 49152, (1, 64))
     with torch.no_grad():
-        t_q4 = time_call(lambda: q4(ids), repeat=3)
-        t_fp32 = time_call(lambda: fp32(ids), repeat=3)
+        times = interleaved({"q4": lambda: q4(ids), "fp32": lambda: fp32(ids)}, rounds=3, warmup=1)
+    t_q4, t_fp32 = times["q4"], times["fp32"]
     return BenchResult(module_bytes(q4) / 2**20, module_bytes(fp32) / 2**20, "MiB", higher_is_better=False,
                        reference_name="fp32 base", notes="embedding (28M params) stays fp32 in both",
                        extra={"q4_forward_s": t_q4, "fp32_forward_s": t_fp32})

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.testing import assert_close
 
+from course_lib import weights
 from course_lib.models.llama import LlamaConfig, LlamaForCausalLM
 from course_lib.peft import lora
 from course_lib.peft.adapter import count_parameters, load_adapter, save_adapter
@@ -27,7 +28,7 @@ TOL = dict(atol=1e-4, rtol=1e-4)  # same as our LLaMA vs HF's: different attenti
 
 def real_smollm2(state: dict, layers: int = 4) -> LlamaForCausalLM:
     """SmolLM2 cut to its first ``layers`` real decoder layers (eval mode)."""
-    config = dataclasses.replace(LlamaConfig.smollm2(), num_hidden_layers=layers)
+    config = dataclasses.replace(LlamaConfig.from_hf(weights.smollm2_config()), num_hidden_layers=layers)
     model = LlamaForCausalLM(config)
     model.load_state_dict({k: v for k, v in state.items() if not k.startswith("model.layers.")
                            or int(k.split(".")[2]) < layers})

@@ -14,7 +14,7 @@ def _real_count(config: dict) -> int:
     """Parameters of the course's LLaMA built from ``config`` (tied embeddings, like SmolLM2)."""
     from course_lib.models.llama import LlamaConfig, LlamaForCausalLM
 
-    model = LlamaForCausalLM(LlamaConfig.from_dict({**config, "tie_word_embeddings": True}))
+    model = LlamaForCausalLM(LlamaConfig.from_hf({**config, "tie_word_embeddings": True}))
     return sum(p.numel() for p in model.parameters())
 
 
@@ -53,7 +53,7 @@ def _kv_bytes_reference(c: dict, kv_heads: int, bytes_per_value: int) -> int:
     from course_lib.models.llama import KVCache, LlamaConfig
 
     dtype = {4: torch.float32, 2: torch.bfloat16, 1: torch.int8}[bytes_per_value]
-    config = LlamaConfig.from_dict({**c, "num_key_value_heads": kv_heads, "num_attention_heads": 9})
+    config = LlamaConfig.from_hf({**c, "num_key_value_heads": kv_heads, "num_attention_heads": 9})
     return KVCache(config, batch_size=1, max_len=4, dtype=dtype).nbytes() // 4  # per token
 
 
