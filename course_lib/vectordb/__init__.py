@@ -3,15 +3,19 @@
 Every index takes and returns NumPy arrays like faiss: ``add(x)`` with ``x`` of shape ``(N, d)``,
 ``search(q, k) -> (scores, ids)`` of shape ``(nq, k)``. ``metric="ip"`` ranks by inner product
 (higher first), ``metric="l2"`` by squared Euclidean distance (lower first), as faiss does.
+
+Names are imported lazily, so the store (NumPy only) loads without importing torch.
 """
 
-from course_lib.vectordb.flat import FlatIndex, exact_search
-from course_lib.vectordb.hnsw import HNSWIndex
-from course_lib.vectordb.ivf import IVFFlatIndex
-from course_lib.vectordb.ivfpq import IVFPQIndex
-from course_lib.vectordb.kmeans import kmeans
-from course_lib.vectordb.pq import ProductQuantizer
-from course_lib.vectordb.synthetic import clustered_vectors, recall_at_k
+from importlib import import_module
 
-__all__ = ["FlatIndex", "HNSWIndex", "IVFFlatIndex", "IVFPQIndex", "ProductQuantizer", "clustered_vectors",
-           "exact_search", "kmeans", "recall_at_k"]
+_HOME = {"FlatIndex": "flat", "exact_search": "flat", "HNSWIndex": "hnsw", "IVFFlatIndex": "ivf",
+         "IVFPQIndex": "ivfpq", "kmeans": "kmeans", "ProductQuantizer": "pq", "clustered_vectors": "synthetic",
+         "recall_at_k": "synthetic", "VectorStore": "store", "reciprocal_rank_fusion": "hybrid"}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module 'course_lib.vectordb' has no attribute {name!r}")
+    return getattr(import_module(f"course_lib.vectordb.{_HOME[name]}"), name)

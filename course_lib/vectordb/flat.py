@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from course_lib.vectordb.checks import as_vectors, check_k, check_metric
 
@@ -15,6 +14,8 @@ def exact_search(xb: np.ndarray, xq: np.ndarray, k: int, metric: str = "ip", bat
     (ascending), the same expansion faiss uses, so the work is one GEMM per query batch.
     Returns ``(scores, ids)``, each ``(nq, k)``.
     """
+    import torch  # imported here so the store (NumPy only) starts without loading torch
+
     check_metric(metric)
     xb = as_vectors(xb, None, "xb")
     xq = as_vectors(xq, xb.shape[1], "xq")
