@@ -17,7 +17,7 @@ from gensim.utils import simple_preprocess
 
 from course_lib.embedding import word2vec
 
-SETTINGS = dict(dim=100, window=5, negative=5, sample=1e-3, min_count=5, epochs=10)
+SETTINGS = dict(dim=100, window=5, negative=5, sample=1e-3, min_count=2, epochs=10)   # 62 % of wordsim353 OOV
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +35,14 @@ def spearman(words, vectors):
 
 def test_wordsim353_spearman_within_005_of_gensim(lee, one_thread):
     ours = word2vec.train(lee, batch_size=1024, seed=0, **SETTINGS)
-    ref = GensimWord2Vec(lee, vector_size=SETTINGS["dim"], window=5, negative=5, sample=1e-3, min_count=5,
+    ref = GensimWord2Vec(lee, vector_size=SETTINGS["dim"], window=5, negative=5, sample=1e-3, min_count=2,
                          epochs=SETTINGS["epochs"], sg=1, workers=1, seed=0)
     assert set(ours.words) == set(ref.wv.index_to_key)   # same vocabulary (order may differ on ties)
     rho_ours, oov = spearman(ours.words, ours.vectors.numpy())
     rho_ref, oov_ref = spearman(ref.wv.index_to_key, ref.wv.vectors)
     print(f"wordsim353 Spearman: ours {rho_ours:.3f}, gensim {rho_ref:.3f}; OOV {oov:.1f}%; "
           f"ours {ours.words_per_second:.0f} words/s")
-    assert oov == oov_ref
+    assert oov == oov_ref and round(oov) == 62   # the lee corpus lacks 62 % of wordsim353's words
     assert rho_ours >= rho_ref - 0.05, (rho_ours, rho_ref)
 
 
