@@ -20,9 +20,9 @@ from course_lib.vectordb import (
     ProductQuantizer,
     clustered_vectors,
     exact_search,
-    kmeans,
     recall_at_k,
 )
+from course_lib.vectordb.kmeans import kmeans
 
 faiss.omp_set_num_threads(1)
 DIM, SEEDS = 32, (0, 1, 2)
