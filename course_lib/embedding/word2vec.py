@@ -1,0 +1,129 @@
+"""word2vec skip-gram with negative sampling (Mikolov et al. 2013, "Distributed Representations of
+Words and Phrases and their Compositionality"), vectorised in torch, following word2vec.c / gensim:
+
+- **subsampling** of frequent words (§2.3, word2vec.c's formula): keep a token of frequency ``f``
+  (share of all tokens) with probability ``(sqrt(f / t) + 1) · t / f``, ``t = sample``;
+- a **reduced window**: each centre word draws ``b`` in ``1..window`` and uses ``b`` words each side;
+- **negative sampling** (§2.2): for each (centre, context) pair, ``negative`` noise words drawn from
+  the unigram distribution raised to the power 3/4, loss
+  ``−log σ(u_o·v_c) − Σ_k log σ(−u_k·v_c)``;
+- plain SGD whose learning rate decays **linearly** from ``alpha`` to ``min_alpha`` over training.
+
+The gradient is written out (no autograd) and applied to the batch's rows with ``index_add_``,
+like word2vec.c's per-pair updates but a batch of pairs at a time.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Word2Vec:
+    words: list[str]               # vocabulary, most frequent first
+    counts: np.ndarray             # (V,) corpus counts
+    vectors: torch.Tensor          # (V, dim) input embeddings ("syn0"), the word vectors
+    output: torch.Tensor           # (V, dim) output embeddings ("syn1neg")
+    words_per_second: float = 0.0
+
+    def __post_init__(self):
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    def __getitem__(self, word: str) -> torch.Tensor:
+        if word not in self.index:
+            raise KeyError(f"{word!r} is not in the vocabulary ({len(self.words)} words)")
+        return self.vectors[self.index[word]]
+
+    def most_similar(self, positive: list[str], negative: list[str] = (), topn: int = 5) -> list[tuple[str, float]]:
+        """Cosine neighbours of ``Σ positive − Σ negative`` (unit-normalised words), inputs excluded (gensim's rule)."""
+        unit = torch.nn.functional.normalize(self.vectors, dim=1)
+        query = sum(unit[self.index[w]] for w in positive) - sum((unit[self.index[w]] for w in negative), torch.zeros(1))
+        for w in [*positive, *negative]:
+            self[w]
+        sims = unit @ torch.nn.functional.normalize(query, dim=0)
+        sims[[self.index[w] for w in [*positive, *negative]]] = -math.inf
+        top = sims.topk(topn)
+        return [(self.words[i], float(s)) for s, i in zip(top.values, top.indices)]
+
+
+def build_vocab(sentences: list[list[str]], min_count: int) -> tuple[list[str], np.ndarray]:
+    counts = Counter(w for s in sentences for w in s)
+    kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
+    return kept, np.array([counts[w] for w in kept], np.int64)
+
+
+def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
+    """word2vec.c's subsampling: ``(sqrt(c / (t·T)) + 1) · t·T / c``, capped at 1 (``T`` = total count)."""
+    threshold = sample * counts.sum()
+    return np.minimum(1.0, (np.sqrt(counts / threshold) + 1) * threshold / counts)
+
+
+def skipgram_pairs(ids: np.ndarray, sentence: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
+    """All (centre, context) position pairs of one epoch, ``(P, 2)``; each centre draws its window ``b ≤ window``."""
+    b = rng.integers(1, window + 1, size=len(ids))          # reduced window per centre
+    pairs = []
+    for offset in range(1, window + 1):
+        for sign in (1, -1):
+            centre = np.arange(max(0, -sign * offset), len(ids) - max(0, sign * offset))
+            ctx = centre + sign * offset
+            ok = (sentence[centre] == sentence[ctx]) & (b[centre] >= offset)
+            pairs.append(np.stack([centre[ok], ctx[ok]], 1))
+    pairs = np.concatenate(pairs)
+    return pairs[np.argsort(pairs[:, 0], kind="stable")]    # corpus order, like word2vec.c
+
+
+def train(sentences: list[list[str]], dim: int = 100, window: int = 5, negative: int = 5, sample: float = 1e-3,
+          min_count: int = 5, epochs: int = 5, alpha: float = 0.025, min_alpha: float = 1e-4,
+          batch_size: int = 256, seed: int = 0, progress: bool = False) -> Word2Vec:
+    """Train skip-gram with negative sampling; defaults are gensim's ``Word2Vec(sg=1)`` defaults."""
+    for name, value in (("dim", dim), ("window", window), ("negative", negative), ("epochs", epochs),
+                        ("min_count", min_count), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    words, counts = build_vocab(sentences, min_count)
+    if not words:
+        raise ValueError(f"no word occurs min_count={min_count} times; the corpus is too small")
+    index = {w: i for i, w in enumerate(words)}
+    ids = np.array([index[w] for s in sentences for w in s if w in index], np.int64)
+    sentence = np.repeat(np.arange(len(sentences)), [sum(w in index for w in s) for s in sentences])
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    vectors = (torch.rand(len(words), dim, generator=gen) - 0.5) / dim    # gensim: uniform(−0.5, 0.5)/dim
+    output = torch.zeros(len(words), dim)
+    noise = torch.from_numpy(counts.astype(np.float64) ** 0.75)
+    noise_cdf = torch.cumsum(noise / noise.sum(), 0).float()
+    keep = keep_probability(counts, sample) if sample > 0 else np.ones(len(words))
+    total, done, start = epochs * len(ids), 0, time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=epochs, desc="word2vec epochs")
+    for _ in range(epochs):
+        kept = rng.random(len(ids)) < keep[ids]                          # subsampling, fresh each epoch
+        e_ids, e_sent = ids[kept], sentence[kept]
+        pairs = torch.from_numpy(e_ids[skipgram_pairs(e_ids, e_sent, window, rng)])  # (P, 2) word ids
+        for b0 in range(0, len(pairs), batch_size):
+            frac = (done + len(ids) * b0 / max(len(pairs), 1)) / total
+            lr = max(min_alpha, alpha - (alpha - min_alpha) * frac)         # linear decay
+            centre, ctx = pairs[b0:b0 + batch_size, 0], pairs[b0:b0 + batch_size, 1]
+            negs = torch.searchsorted(noise_cdf, torch.rand(len(centre), negative, generator=gen)).clamp_(max=len(words) - 1)
+            targets = torch.cat([ctx[:, None], negs], 1)                     # (B, 1 + K)
+            v, u = vectors[centre], output[targets]                          # (B, d), (B, 1 + K, d)
+            label = torch.zeros(targets.shape)
+            label[:, 0] = 1.0
+            g = (label - torch.sigmoid(torch.einsum("bkd,bd->bk", u, v))) * lr   # (B, 1 + K) = −∂loss/∂score · lr
+            vectors.index_add_(0, centre, torch.einsum("bk,bkd->bd", g, u))
+            output.index_add_(0, targets.reshape(-1), (g[:, :, None] * v[:, None, :]).reshape(-1, dim))
+        done += len(ids)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return Word2Vec(words, counts, vectors, output, words_per_second=total / (time.perf_counter() - start))

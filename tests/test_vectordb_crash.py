@@ -1,0 +1,75 @@
+"""A save killed at a random instant (SIGKILL, many times) always leaves a loadable, consistent store.
+
+The child process loads the store, then keeps growing it and saving it in a loop; the parent kills
+it after a random delay, loads the file and checks that it is one complete state: ``n`` points
+whose vectors and payloads are exactly what the child wrote for ``n``, and never fewer points than
+the last state seen (a save never rolls the file back).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+from course_lib.vectordb.store import VectorStore
+
+ROOT = Path(__file__).resolve().parent.parent
+DIM = 64
+CHILD = textwrap.dedent(f"""
+    import sys, numpy as np
+    from pathlib import Path
+    from course_lib.vectordb.store import VectorStore
+    path = Path(sys.argv[1])
+    store = VectorStore.load(path) if path.exists() else VectorStore()
+    col = store["c"] if "c" in store.collections else store.create_collection("c", {DIM}, "ip")
+    print("ready", flush=True)
+    while True:
+        n = len(col)
+        ids = list(range(n, n + 500))
+        col.upsert(ids, np.arange(n, n + 500, dtype=np.float32)[:, None] * np.ones({DIM}, np.float32),
+                   [{{"i": i, "n_after": n + 500}} for i in ids])
+        store.save(path)
+""")
+
+
+def check_state(path: Path) -> int:
+    col = VectorStore.load(path)["c"]
+    n = len(col)
+    assert col.ids == list(range(n))
+    np.testing.assert_array_equal(col.vectors, np.arange(n, dtype=np.float32)[:, None] * np.ones(DIM, np.float32))
+    assert all(p == {"i": i, "n_after": 500 * (i // 500 + 1)} for i, p in enumerate(col.payloads))
+    return n
+
+
+def test_kill_during_save_leaves_previous_state_loadable(tmp_path):
+    path = tmp_path / "store.vdb"
+    rng = random.Random(0)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    last, kills, mid_write = 0, 0, 0
+    for _ in range(25):
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], env=env, stdout=subprocess.PIPE)
+        assert child.stdout.readline().strip() == b"ready"
+        time.sleep(rng.uniform(0.0, 0.4))
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        kills += 1
+        leftovers = list(tmp_path.glob(".store.vdb.tmp-*"))   # a temp file left = killed while writing
+        mid_write += bool(leftovers)
+        for tmp in leftovers:
+            tmp.unlink()
+        if path.exists():
+            n = check_state(path)
+            assert n >= last, f"the file went back from {last} to {n} points"
+            last = n
+        if last > 40_000:          # keep each save short enough that kills keep landing mid-write
+            path.unlink()
+            last = 0
+    assert kills == 25 and mid_write >= 3, f"only {mid_write} of {kills} kills landed during a write"
