@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from bench.harness import BenchResult, benchmark, time_call
+from bench.harness import BenchResult, benchmark, interleaved
 from course_lib.vectordb import HNSWIndex, IVFPQIndex, clustered_vectors, exact_search, recall_at_k
 
 
@@ -30,8 +30,8 @@ def exact_qps() -> BenchResult:
     xb, xq = clustered_vectors(100_000, 384, n_clusters=500, n_queries=256, seed=0)
     ref = faiss.IndexFlatIP(384)
     ref.add(xb)
-    ours = time_call(lambda: exact_search(xb, xq, 10), repeat=3)
-    theirs = time_call(lambda: ref.search(xq, 10), repeat=3)
+    times = interleaved({"ours": lambda: exact_search(xb, xq, 10), "faiss": lambda: ref.search(xq, 10)}, rounds=3)
+    ours, theirs = times["ours"], times["faiss"]
     same = float((exact_search(xb, xq, 10)[1] == ref.search(xq, 10)[1]).mean())
     return BenchResult(len(xq) / ours, len(xq) / theirs, "QPS", True, 0.8, "faiss IndexFlatIP",
                        notes=f"same ids: {same:.4f}")
@@ -48,7 +48,6 @@ def ivfpq_qps() -> BenchResult:
     ref.add(xb)
     ref.nprobe = 8
     target = recall_at_k(ref.search(xq, 10)[1], truth)
-    theirs = time_call(lambda: ref.search(xq, 10), repeat=3)
     ours = IVFPQIndex(128, 256, m=16)
     ours.train(xb[:20_000])
     ours.add(xb)
@@ -56,7 +55,8 @@ def ivfpq_qps() -> BenchResult:
         rec = recall_at_k(ours.search(xq, 10, nprobe)[1], truth)
         if rec >= target - 0.005:
             break
-    t = time_call(lambda: ours.search(xq, 10, nprobe), repeat=3)
+    times = interleaved({"ours": lambda: ours.search(xq, 10, nprobe), "faiss": lambda: ref.search(xq, 10)}, rounds=3)
+    t, theirs = times["ours"], times["faiss"]
     return BenchResult(len(xq) / t, len(xq) / theirs, "QPS", True, 0.5, "faiss IndexIVFPQ nprobe 8",
                        notes=f"recall@10 faiss {target:.3f}; ours {rec:.3f} at nprobe {nprobe}")
 
@@ -76,8 +76,9 @@ def hnsw_qps() -> BenchResult:
     ref.set_num_threads(1)
     ref.add_items(xb)
     ref.set_ef(32)
-    t_ours = time_call(lambda: ours.search(xq, 10, ef=32), repeat=1)
-    t_ref = time_call(lambda: ref.knn_query(xq, k=10), repeat=3)
+    times = interleaved({"ours": lambda: ours.search(xq, 10, ef=32), "hnswlib": lambda: ref.knn_query(xq, k=10)},
+                        rounds=1)
+    t_ours, t_ref = times["ours"], times["hnswlib"]
     r_ours = recall_at_k(ours.search(xq, 10, ef=32)[1], truth)
     r_ref = recall_at_k(ref.knn_query(xq, k=10)[0], truth)
     return BenchResult(len(xq) / t_ours, len(xq) / t_ref, "QPS", True, None, "hnswlib",
@@ -103,8 +104,9 @@ def store_vs_qdrant() -> BenchResult:
         upload = time.perf_counter() - start
         same = np.mean([[h.id for h in col.search(q, 10, flt)] == [h.id for h in qdrant.search(client, "bench", q, 10, flt)]
                         for q in xq])
-        ours = time_call(lambda: [col.search(q, 10, flt) for q in xq], repeat=3)
-        theirs = time_call(lambda: [qdrant.search(client, "bench", q, 10, flt) for q in xq], repeat=3)
+        times = interleaved({"ours": lambda: [col.search(q, 10, flt) for q in xq],
+                             "qdrant": lambda: [qdrant.search(client, "bench", q, 10, flt) for q in xq]}, rounds=3)
+        ours, theirs = times["ours"], times["qdrant"]
         client.close()
     return BenchResult(len(xq) / ours, len(xq) / theirs, "QPS", True, None, "Qdrant local mode (qdrant-client 1.20)",
                        notes=f"identical top-10: {same:.2f}; Qdrant upload {upload:.1f}s")
