@@ -71,10 +71,11 @@ class ReversalTask:
 SMALL_TASK = dict(min_len=3, max_len=8)
 SMALL_MODEL = dict(d_model=64, num_heads=4, num_encoder_layers=2, num_decoder_layers=2, d_ff=128, dropout=0.0)
 SMALL_TRAINING = dict(steps=800, batch_size=128, warmup=100, lr_factor=0.5, eval_every=100)
-#: the full run (GPU): paper-base model (d_model 512, 6 + 6 layers) on longer strings
+#: the full run (GPU): paper-base width (d_model 512) on longer strings, 2 + 2 layers: at the paper's Noam
+#: lr a 6 + 6 post-norm stack reached 88 % exact match on an H200 (< the 95 % bar); CPU evidence in docs/NOTES.md
 FULL_TASK = dict(min_len=3, max_len=16)
-FULL_MODEL = dict(d_model=512, num_heads=8, num_encoder_layers=6, num_decoder_layers=6, d_ff=2048, dropout=0.1)
-FULL_TRAINING = dict(steps=4000, batch_size=128, warmup=1000, lr_factor=0.5, eval_every=250)
+FULL_MODEL = dict(d_model=512, num_heads=8, num_encoder_layers=2, num_decoder_layers=2, d_ff=2048, dropout=0.0)
+FULL_TRAINING = dict(steps=4000, batch_size=256, warmup=1000, lr_factor=0.5, eval_every=250)
 
 
 def fit_reversal(model: Transformer, task: ReversalTask, steps: int, batch_size: int = 64, warmup: int = 200,
