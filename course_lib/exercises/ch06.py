@@ -49,7 +49,7 @@ def _verbalize_off_by_one(logits, lengths, label_ids):
 @exercise("06.2", answer="class_scores", wrong=(_verbalize_at_end, _verbalize_off_by_one), writes_code=True)
 def check_class_scores(fn) -> str:
     g = torch.Generator().manual_seed(7)
-    logits, lengths, label_ids = torch.randn(3, 6, 11, generator=g), torch.tensor([6, 2, 4]), [7, 3]
+    logits, lengths, label_ids = torch.randn(3, 6, 11, generator=g), torch.tensor([5, 2, 4]), [7, 3]
     out = fn(logits, lengths, label_ids)
     assert isinstance(out, torch.Tensor) and out.shape == (3, 2), f"expected (B, K) = (3, 2), got {getattr(out, 'shape', out)}"
     expected = logits[torch.arange(3), lengths - 1][:, label_ids]
