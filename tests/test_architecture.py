@@ -21,12 +21,12 @@ import course_lib
 # bottom → top; the longest matching prefix decides a module's layer
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("course_lib.attention", "course_lib.layers", "course_lib.checks", "course_lib.generation",
-              "course_lib.quant", "course_lib.data", "course_lib.profiling")),
+              "course_lib.quant", "course_lib.data", "course_lib.corpus", "course_lib.profiling")),
     ("tokenizers", ("course_lib.tokenizers",)),
     ("models", ("course_lib.models", "course_lib.transformer")),
     ("methods", ("course_lib.training", "course_lib.seq2seq")),
     ("checkpoints", ("course_lib.weights", "course_lib.pretrained")),
-    ("tasks", ("course_lib.tasks",)),
+    ("tasks", ("course_lib.tasks", "course_lib.tool_calls")),
     ("applications", ("course_lib.peft", "course_lib.embedding", "course_lib.vectordb", "course_lib.rag",
                       "course_lib.agent", "course_lib.chains", "course_lib.serving", "course_lib.distributed")),
     ("viz", ("course_lib.viz",)),
