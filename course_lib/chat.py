@@ -1,0 +1,280 @@
+"""Chat models behind one interface: our SmolLM2 on the CPU, or any OpenAI-compatible endpoint.
+
+The agent, WebGPT and chain chapters talk to a :class:`ChatModel` and never to a backend directly,
+so a learner who points ``OPENAI_BASE_URL`` at a bigger model (or at the course's own server from
+chapter 13) gets better agents without changing code. Messages and tools use OpenAI's chat format
+(``{"role": ..., "content": ...}``; tools as ``{"type": "function", "function": {name, description,
+parameters}}`` JSON Schema), the de-facto standard every engine speaks.
+
+- :class:`LocalChatModel`: SmolLM2's chat template → :func:`course_lib.generation.generate_tokens`
+  (the shared decoding interface). A 135M model has no native tool calling, so tools are listed in
+  the system message and a reply that is one JSON object ``{"tool": name, "args": {...}}`` (the
+  course's format from :mod:`course_lib.tool_calls`, the one chapter 05's LoRA adapter learns)
+  becomes a tool call; ``role: tool`` results come back as user turns (its template has no tool role).
+- :class:`OpenAIChatModel`: the official ``openai`` client; base URL, key and model from arguments
+  or the environment (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``COURSE_CHAT_MODEL``).
+- :class:`ScriptedChatModel`: a test double that replays a fixed transcript and records what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+ROLES = ("system", "user", "assistant", "tool")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    arguments: dict
+    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:12]}")
+
+    def to_openai(self) -> dict:
+        """The ``tool_calls`` entry of an OpenAI assistant message (arguments as a JSON string)."""
+        return {"id": self.id, "type": "function",
+                "function": {"name": self.name, "arguments": json.dumps(self.arguments)}}
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str = "stop"          # "stop", "length" or "tool_calls", as OpenAI reports it
+    usage: dict = field(default_factory=dict)  # prompt_tokens, completion_tokens, total_tokens
+
+    def message(self) -> dict:
+        """The assistant message to append to the conversation (OpenAI format)."""
+        msg = {"role": "assistant", "content": self.content or None}
+        if self.tool_calls:
+            msg["tool_calls"] = [c.to_openai() for c in self.tool_calls]
+        return msg
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """What agents and chains call. ``stream`` yields the reply's text in pieces."""
+
+    name: str
+
+    def chat(self, messages: list[dict], *, tools: list[dict] | None = None, max_tokens: int = 256,
+             temperature: float = 0.0, top_p: float | None = None, stop: list[str] | None = None,
+             seed: int | None = None) -> ChatReply: ...
+
+    def stream(self, messages: list[dict], **kwargs) -> Iterator[str]: ...
+
+
+def check_messages(messages) -> list[dict]:
+    """Refuse anything that is not a non-empty list of ``{"role": ..., "content": ...}`` dicts."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            raise ValueError(f"messages[{i}] must be a dict with role in {ROLES}, got {m!r}")
+        content = m.get("content")
+        if content is not None and not isinstance(content, str):
+            raise TypeError(f"messages[{i}]['content'] must be a string or None, got {type(content).__name__}")
+        if content is None and not m.get("tool_calls"):
+            raise ValueError(f"messages[{i}] has no content and no tool_calls")
+    return messages
+
+
+def _check_options(max_tokens, stop) -> list[str]:
+    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+        raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
+    stop = [stop] if isinstance(stop, str) else list(stop or [])
+    if not all(isinstance(s, str) and s for s in stop):
+        raise ValueError(f"stop must be a non-empty string or a list of them, got {stop!r}")
+    return stop
+
+
+def tools_system_prompt(tools: list[dict]) -> str:
+    """A system message listing OpenAI-format tools and the course's JSON call format."""
+    lines = ["You can call these tools:"]
+    for t in tools:
+        fn = t.get("function", t)
+        params = ", ".join(fn.get("parameters", {}).get("properties", {}))
+        lines.append(f"- {fn['name']}({params}): {fn.get('description', '')}")
+    lines.append('To call a tool, answer with one JSON object {"tool": <name>, "args": {...}} and nothing else. '
+                 "Otherwise answer in plain text.")
+    return "\n".join(lines)
+
+
+def parse_tool_call(text: str, tools: list[dict]) -> ToolCall | None:
+    """The call in ``text`` when it is one JSON object ``{"tool": <known tool>, "args": {...}}``."""
+    try:
+        obj = json.loads(text.strip())
+    except json.JSONDecodeError:
+        return None
+    names = {t.get("function", t)["name"] for t in tools}
+    if not isinstance(obj, dict) or obj.get("tool") not in names or not isinstance(obj.get("args"), dict):
+        return None
+    return ToolCall(obj["tool"], obj["args"])
+
+
+def _as_local_messages(messages: list[dict], tools: list[dict] | None) -> list[dict]:
+    """OpenAI messages -> plain-text turns for SmolLM2's template (tool calls written as the course's JSON)."""
+    out = []
+    for m in messages:
+        content = m.get("content") or ""
+        if m.get("tool_calls"):
+            calls = [{"tool": c["function"]["name"], "args": json.loads(c["function"]["arguments"])}
+                     for c in m["tool_calls"]]
+            content = "\n".join(json.dumps(c) for c in calls)
+        if m["role"] == "tool":  # SmolLM2's template has no tool role: the result comes back as a user turn
+            out.append({"role": "user", "content": f"Tool result: {content}"})
+        else:
+            out.append({"role": m["role"], "content": content})
+    if tools:
+        system = tools_system_prompt(tools)
+        if out[0]["role"] == "system":
+            out[0] = {"role": "system", "content": out[0]["content"] + "\n\n" + system}
+        else:
+            out.insert(0, {"role": "system", "content": system})
+    return out
+
+
+class LocalChatModel:
+    """SmolLM2-135M-Instruct through the course's own decoder (loaded on first use)."""
+
+    def __init__(self, model=None, tokenizer=None, name: str = "smollm2-135m-instruct"):
+        self.name, self._model, self._tokenizer = name, model, tokenizer
+
+    @property
+    def model(self):
+        if self._model is None:
+            from course_lib.pretrained import smollm2
+            self._model = smollm2()
+        return self._model
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from course_lib.pretrained import smollm2_tokenizer
+            self._tokenizer = smollm2_tokenizer()
+        return self._tokenizer
+
+    def prompt_ids(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
+        """Token ids of the chat prompt, ending with the assistant header."""
+        from course_lib.pretrained import smollm2_chat_prompt
+        return self.tokenizer.encode(smollm2_chat_prompt(_as_local_messages(check_messages(messages), tools)))
+
+    def _pieces(self, messages, tools=None, max_tokens=256, temperature=0.0, top_p=None, stop=None,
+                seed=None, state: dict | None = None) -> Iterator[str]:
+        """Yield text pieces; a stop string ends the reply (not included); ``state`` gets counts and reason."""
+        from course_lib.generation import generate_tokens
+        stop = _check_options(max_tokens, stop)
+        tok = self.tokenizer
+        ids = self.prompt_ids(messages, tools)
+        ends = [tok.token_to_id("<|im_end|>"), tok.token_to_id("<|endoftext|>")]
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        state = {} if state is None else state
+        state.update(prompt_tokens=len(ids), completion_tokens=0, finish_reason="length")
+        generated: list[int] = []
+        emitted = 0
+        for token in generate_tokens(self.model, torch.tensor([ids]), max_tokens, temperature=temperature,
+                                     top_p=top_p, stop_tokens=ends, generator=generator):
+            state["completion_tokens"] += 1
+            if int(token[0]) in ends:
+                state["finish_reason"] = "stop"
+                break
+            generated.append(int(token[0]))
+            text = tok.decode(generated, skip_special_tokens=True)
+            cut = min((text.find(s) for s in stop if s in text), default=-1)  # never inside emitted text
+            if cut >= 0:
+                if cut > emitted:
+                    yield text[emitted:cut]
+                state["finish_reason"] = "stop"
+                return
+            # hold back a possible stop-string prefix and an unfinished UTF-8 character
+            hold = max((len(s) - 1 for s in stop), default=0)
+            safe = len(text) - hold
+            if not text.endswith("\ufffd") and safe > emitted:
+                yield text[emitted:safe]
+                emitted = safe
+        text = tok.decode(generated, skip_special_tokens=True)
+        if len(text) > emitted:
+            yield text[emitted:]
+
+    def chat(self, messages, *, tools=None, max_tokens=256, temperature=0.0, top_p=None, stop=None,
+             seed=None) -> ChatReply:
+        state: dict = {}
+        text = "".join(self._pieces(messages, tools, max_tokens, temperature, top_p, stop, seed, state))
+        usage = {"prompt_tokens": state["prompt_tokens"], "completion_tokens": state["completion_tokens"],
+                 "total_tokens": state["prompt_tokens"] + state["completion_tokens"]}
+        call = parse_tool_call(text, tools) if tools else None
+        if call is not None:
+            return ChatReply("", (call,), "tool_calls", usage)
+        return ChatReply(text, (), state["finish_reason"], usage)
+
+    def stream(self, messages, **kwargs) -> Iterator[str]:
+        yield from self._pieces(messages, **kwargs)
+
+
+class OpenAIChatModel:
+    """Any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp server, the course's chapter-13 server)."""
+
+    def __init__(self, model: str | None = None, base_url: str | None = None, api_key: str | None = None,
+                 client=None, timeout: float = 60.0):
+        from openai import OpenAI
+        self.name = model or os.environ.get("COURSE_CHAT_MODEL", "smollm2-135m-instruct")
+        self.client = client or OpenAI(base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
+                                       api_key=api_key or os.environ.get("OPENAI_API_KEY", "not-needed"),
+                                       timeout=timeout)
+
+    def _request(self, messages, tools, max_tokens, temperature, top_p, stop, seed) -> dict:
+        stop = _check_options(max_tokens, stop)
+        kwargs = {"model": self.name, "messages": check_messages(messages), "max_tokens": max_tokens,
+                  "temperature": temperature}
+        kwargs.update({k: v for k, v in (("tools", tools), ("top_p", top_p), ("stop", stop or None),
+                                          ("seed", seed)) if v is not None})
+        return kwargs
+
+    def chat(self, messages, *, tools=None, max_tokens=256, temperature=0.0, top_p=None, stop=None,
+             seed=None) -> ChatReply:
+        response = self.client.chat.completions.create(
+            **self._request(messages, tools, max_tokens, temperature, top_p, stop, seed))
+        choice = response.choices[0]
+        calls = tuple(ToolCall(c.function.name, json.loads(c.function.arguments or "{}"), c.id)
+                      for c in (choice.message.tool_calls or ()))
+        usage = response.usage.model_dump() if response.usage else {}
+        return ChatReply(choice.message.content or "", calls, choice.finish_reason or "stop", usage)
+
+    def stream(self, messages, *, tools=None, max_tokens=256, temperature=0.0, top_p=None, stop=None,
+               seed=None) -> Iterator[str]:
+        chunks = self.client.chat.completions.create(
+            stream=True, **self._request(messages, tools, max_tokens, temperature, top_p, stop, seed))
+        for chunk in chunks:
+            if chunk.choices and chunk.choices[0].delta.content:
+                yield chunk.choices[0].delta.content
+
+
+class ScriptedChatModel:
+    """A test double: replays ``replies`` (strings or :class:`ChatReply`) in order and records each request."""
+
+    def __init__(self, replies, name: str = "scripted"):
+        self.name, self.replies, self.requests = name, list(replies), []
+
+    def chat(self, messages, *, tools=None, max_tokens=256, **kwargs) -> ChatReply:
+        _check_options(max_tokens, kwargs.get("stop"))
+        self.requests.append({"messages": [dict(m) for m in check_messages(messages)], "tools": tools})
+        if len(self.requests) > len(self.replies):
+            raise RuntimeError(f"ScriptedChatModel ran out of replies after {len(self.replies)} turns")
+        reply = self.replies[len(self.requests) - 1]
+        if isinstance(reply, ChatReply):
+            return reply
+        call = parse_tool_call(reply, tools) if tools else None
+        return ChatReply("", (call,), "tool_calls") if call else ChatReply(reply)
+
+    def stream(self, messages, **kwargs) -> Iterator[str]:
+        yield self.chat(messages, **kwargs).content
+
+
+__all__ = ["ChatModel", "ChatReply", "LocalChatModel", "OpenAIChatModel", "ScriptedChatModel", "ToolCall",
+           "check_messages", "parse_tool_call", "tools_system_prompt"]
