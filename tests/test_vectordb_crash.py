@@ -3,7 +3,9 @@
 The child process loads the store, then keeps growing it and saving it in a loop; the parent kills
 it after a random delay, loads the file and checks that it is one complete state: ``n`` points
 whose vectors and payloads are exactly what the child wrote for ``n``, and never fewer points than
-the last state seen (a save never rolls the file back).
+the last state seen (a save never rolls the file back). Every third round the child announces its
+first ``fsync`` (the temp file fully written, not yet renamed) and the parent kills it right there,
+so the most dangerous instant is hit on every run whatever the machine's speed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ CHILD = textwrap.dedent(f"""
     from pathlib import Path
     from course_lib.vectordb.store import VectorStore
     path = Path(sys.argv[1])
+    if sys.argv[2] == "pause-in-write":
+        import os, time
+        def fsync(fd):
+            print("writing", flush=True)
+            time.sleep(60)
+        os.fsync = fsync
     store = VectorStore.load(path) if path.exists() else VectorStore()
     col = store["c"] if "c" in store.collections else store.create_collection("c", {DIM}, "ip")
     print("ready", flush=True)
@@ -54,10 +62,15 @@ def test_kill_during_save_leaves_previous_state_loadable(tmp_path):
     rng = random.Random(0)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     last, kills, mid_write = 0, 0, 0
-    for _ in range(25):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], env=env, stdout=subprocess.PIPE)
+    for round_ in range(25):
+        pause = round_ % 3 == 2
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "pause-in-write" if pause else "free"],
+                                 env=env, stdout=subprocess.PIPE)
         assert child.stdout.readline().strip() == b"ready"
-        time.sleep(rng.uniform(0.0, 0.4))
+        if pause:
+            assert child.stdout.readline().strip() == b"writing"
+        else:
+            time.sleep(rng.uniform(0.0, 0.4))
         child.send_signal(signal.SIGKILL)
         child.wait()
         kills += 1
@@ -72,4 +85,4 @@ def test_kill_during_save_leaves_previous_state_loadable(tmp_path):
         if last > 40_000:          # keep each save short enough that kills keep landing mid-write
             path.unlink()
             last = 0
-    assert kills == 25 and mid_write >= 3, f"only {mid_write} of {kills} kills landed during a write"
+    assert kills == 25 and mid_write >= 8, f"only {mid_write} of {kills} kills landed during a write"
