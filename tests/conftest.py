@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, give each worker (and the notebook kernels it starts) one BLAS/OpenMP thread.
+
+    Two workers with two threads each on a 2-core machine oversubscribe it, and spinning OpenMP
+    threads then make torch 10-30x slower (docs/NOTES.md). Runs in the controller before the workers
+    start, so they inherit the environment; an explicit setting by the user wins.
+    """
+    if getattr(config.option, "numprocesses", None):
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(name, "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 @pytest.fixture(autouse=True)
