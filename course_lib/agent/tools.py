@@ -72,6 +72,7 @@ class Tool:
             raise ValueError(f"parameters is not a valid JSON Schema: {e.message}") from None
         if not callable(self.function):
             raise TypeError(f"function must be callable, got {type(self.function).__name__}")
+        object.__setattr__(self, "_validator", Draft202012Validator(self.parameters))
 
     def to_openai(self) -> dict:
         """The tool in OpenAI's function-calling form (``ChatCompletionFunctionToolParam``)."""
@@ -81,7 +82,7 @@ class Tool:
     def check(self, arguments: str | dict | None) -> dict:
         """The arguments as a dict if they are JSON and satisfy the schema; ``ValueError`` says where they fail."""
         args = parse_arguments(arguments)
-        problem = best_match(Draft202012Validator(self.parameters).iter_errors(args))
+        problem = best_match(self._validator.iter_errors(args))
         if problem is not None:
             where = "/".join(map(str, problem.absolute_path)) or "the arguments object"
             raise ValueError(f"arguments fail the schema at {where}: {problem.message}")
