@@ -31,7 +31,6 @@ import pwd
 import selectors
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -165,7 +164,7 @@ class Isolation:
 
 
 def _searchable_by_others(path: Path) -> bool:
-    return all(p.stat().st_mode & stat.S_IXOTH for p in [path, *path.parents] if p.is_dir())
+    return all(p.stat().st_mode & 0o001 for p in [path, *path.parents] if p.is_dir())
 
 
 @cache
@@ -173,8 +172,7 @@ def isolation() -> Isolation:
     """Probe ``unshare`` (net + pid namespaces, then net only) and the uid drop; remember the answer."""
     notes: list[str] = []
     root = hasattr(os, "geteuid") and os.geteuid() == 0
-    prefix: tuple[str, ...] = ()
-    net = pid = False
+    prefix, net, pid = (), False, False
     if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
         notes.append(f"no network or PID namespace: needs Linux and the unshare command (platform {sys.platform})")
     else:
@@ -192,7 +190,7 @@ def isolation() -> Isolation:
         elif not pid:
             notes.append(f"no PID namespace: a child that calls setsid() can outlive the run ({reason})")
     uid = gid = None
-    keep = 0
+    keep = 0  # capabilities the dropped child keeps
     if root:
         try:
             entry = pwd.getpwnam(NOBODY)
