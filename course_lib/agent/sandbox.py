@@ -9,16 +9,18 @@ inside these fences:
   files (``RLIMIT_NOFILE``), no core dumps;
 - a wall-clock timeout that SIGKILLs the whole process group (``start_new_session``);
 - a scrubbed environment (``PATH``, ``LANG``, ``HOME``/``TMPDIR`` = the work dir, nothing else);
-- a throw-away working directory, removed afterwards;
+- a throw-away working directory, removed afterwards (on the private ``/tmp`` below when there is one);
 - an output cap: stdout and stderr are read incrementally and the run is killed past the cap;
 - Linux namespaces through ``unshare`` where the OS allows them: a network namespace (only a downed
-  loopback: no network) and a PID namespace (when its first process dies the kernel kills every
-  process in it, even ones that left the process group with ``setsid``);
+  loopback: no network), a PID namespace (when its first process dies the kernel kills every
+  process in it, even ones that left the process group with ``setsid``) and a mount namespace with
+  fresh, size-limited tmpfs over the world-writable directories (``/tmp``, ``/var/tmp``,
+  ``/dev/shm``, ``/run/lock``): what the child writes there never reaches the host's disk;
 - as root: the child drops to ``nobody`` (no writes to root-owned files, and ``RLIMIT_NPROC``
   applies, which it never does to uid 0) with ``no_new_privs`` set.
 
-A small supervisor (the first process, PID 1 of the namespace) forks the child and reports how it
-ended on a private pipe (``unshare`` 2.38 does not forward a child's death by signal reliably).
+A small supervisor (``sandbox_boot.py``: the first process, PID 1 of the namespace) sets up the
+mounts, forks the child and reports how it ended on a private pipe.
 See ``LIMITS`` for what this does not protect against. Needs POSIX (``resource``); namespaces and
 the uid drop are Linux-only and are skipped, with the reason in ``isolation().notes``, elsewhere.
 """
@@ -47,64 +49,22 @@ What the sandbox does NOT protect against:
 - reading files: everything world-readable stays readable (/etc, the course's code and data);
   as root the child keeps CAP_DAC_READ_SEARCH when Python lives under a directory that nobody may
   enter (e.g. /root/.pyenv), so then it can read EVERY file, secrets included;
-- world-writable places (/tmp, /dev/shm): the child can leave files there (each file <= the
-  file-size limit), and without a PID namespace a process that calls setsid() can outlive the run;
+- without a mount namespace, world-writable places (/tmp, /dev/shm): the child can leave files
+  there (each <= the file-size limit); any other world-writable directory stays writable; without
+  a PID namespace a process that calls setsid() can outlive the run;
+- as your own (non-root) user: the child may write your files and read /proc/<pid>/environ of
+  your processes; only the root path drops to another uid;
 - RLIMIT_AS bounds virtual memory per process, not the total of many processes, and RLIMIT_NPROC
   counts every process of the user (shared between concurrent sandboxes run as nobody);
 - without a network namespace (unshare refused) the child can open sockets like any process;
-- resource exhaustion of the machine inside the limits (e.g. disk filled file by file up to the
-  file-size limit times the open-file limit per run).
+- resource exhaustion of the machine inside the limits (memory of the private tmpfs counts against
+  the host's RAM; without it, disk filled file by file up to the file-size limit).
 """
 
 NOBODY = "nobody"
 CAP_DAC_READ_SEARCH = 2
 
-# The supervisor: argv[1] is a JSON config. It forks the child, which sets limits, drops privileges,
-# closes the status pipe and runs main.py; the supervisor waits and writes how the child ended.
-_BOOT = r"""
-import ctypes, json, os, resource, sys, traceback
-cfg = json.loads(sys.argv[1])
-status_fd = cfg["status_fd"]
-pid = os.fork()
-if pid == 0:
-    os.close(status_fd)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if cfg["uid"] is not None:
-        libc.prctl(8, 1, 0, 0, 0)  # PR_SET_KEEPCAPS: keep the permitted set over setuid
-        os.setgroups([]); os.setgid(cfg["gid"]); os.setuid(cfg["uid"])
-        class Hdr(ctypes.Structure): _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-        class Data(ctypes.Structure): _fields_ = [(n, ctypes.c_uint32) for n in ("eff", "prm", "inh")]
-        data = (Data * 2)(); data[0].eff = data[0].prm = cfg["keep_caps"]
-        if libc.capset(ctypes.byref(Hdr(0x20080522, 0)), data) != 0: os._exit(120)
-    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS: setuid binaries and file caps grant nothing
-    mine = 0
-    if os.path.isdir("/proc"):  # RLIMIT_NPROC counts all this user's processes: allow n more
-        for p in os.listdir("/proc"):
-            try: mine += p.isdigit() and os.stat("/proc/" + p).st_uid == os.getuid()
-            except OSError: pass
-    for name, value in cfg["rlimits"]:
-        res = getattr(resource, name); hard = resource.getrlimit(res)[1]
-        fit = lambda v: v if hard == resource.RLIM_INFINITY else min(v, hard)
-        value += mine if name == "RLIMIT_NPROC" else 0
-        resource.setrlimit(res, (fit(value), fit(value + (name == "RLIMIT_CPU"))))  # SIGXCPU, then SIGKILL
-    os.chdir(cfg["cwd"])
-    sys.argv = ["main.py"]; sys.path.insert(0, cfg["cwd"])
-    rc = 0
-    try:
-        exec(compile(open("main.py", encoding="utf-8").read(), "main.py", "exec"), {"__name__": "__main__"})
-    except SystemExit as e:
-        rc = e.code if isinstance(e.code, int) else (e.code is not None and print(e.code, file=sys.stderr) is None)
-    except BaseException as e:
-        traceback.print_exception(type(e), e, e.__traceback__.tb_next); rc = 1
-    try:
-        import atexit; atexit._run_exitfuncs(); sys.stdout.flush(); sys.stderr.flush()
-    except BaseException:
-        rc = rc or 1
-    os._exit(int(rc) & 255)
-_, status = os.waitpid(pid, 0)
-ended = {"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status) else {"exit": os.WEXITSTATUS(status)}
-os.write(status_fd, json.dumps(ended).encode())
-"""
+BOOT = Path(__file__).with_name("sandbox_boot.py")  # the supervisor script
 
 
 @dataclass(frozen=True)
@@ -118,9 +78,10 @@ class Limits:
     max_processes: int = 16     # RLIMIT_NPROC: processes beyond those the user already runs
     max_open_files: int = 64    # RLIMIT_NOFILE
     output_bytes: int = 64_000  # stdout + stderr kept; the run is killed past this
+    tmp_mb: int = 64            # size of each private tmpfs (/tmp, /var/tmp, /dev/shm) where mounts are allowed
 
     def __post_init__(self):
-        for name in ("cpu_s", "memory_mb", "file_mb", "max_processes", "max_open_files", "output_bytes"):
+        for name in ("cpu_s", "memory_mb", "file_mb", "max_processes", "max_open_files", "output_bytes", "tmp_mb"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
         if not isinstance(self.wall_s, (int, float)) or self.wall_s <= 0:
@@ -156,6 +117,7 @@ class Isolation:
     prefix: tuple[str, ...]  # the unshare command put in front of Python (empty: none)
     network: bool            # a network namespace: no network at all
     pid_namespace: bool      # a PID namespace: killing its first process kills every process in it
+    private_tmp: bool        # a mount namespace with fresh tmpfs over /tmp, /var/tmp, /dev/shm
     uid: int | None          # the uid the child drops to (as root), else None
     gid: int | None          # and its group
     nproc_enforced: bool     # RLIMIT_NPROC applies (never to uid 0)
@@ -172,23 +134,26 @@ def isolation() -> Isolation:
     """Probe ``unshare`` (net + pid namespaces, then net only) and the uid drop; remember the answer."""
     notes: list[str] = []
     root = hasattr(os, "geteuid") and os.geteuid() == 0
-    prefix, net, pid = (), False, False
+    prefix, net, pid, tmp = (), False, False, False
     if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
         notes.append(f"no network or PID namespace: needs Linux and the unshare command (platform {sys.platform})")
     else:
         user = () if root else ("--user", "--map-root-user")  # unprivileged: a user namespace first
-        reason = ""
-        for extra in (("--pid", "--fork", "--kill-child"), ()):
+        pid_ns = ("--pid", "--fork", "--kill-child")
+        for extra, test in ((("--mount", *pid_ns), ("mount", "-t", "tmpfs", "tmpfs", "/tmp")), (pid_ns, ("true",)),
+                            ((), ("true",))):
             cmd = ("unshare", *user, "--net", *extra)
-            probe = subprocess.run([*cmd, "true"], capture_output=True, text=True, timeout=10)
+            probe = subprocess.run([*cmd, *test], capture_output=True, text=True, timeout=10)
             if probe.returncode == 0:
-                prefix, net, pid = cmd, True, bool(extra)
+                prefix, net, pid, tmp = cmd, True, "--pid" in extra, "--mount" in extra
                 break
-            reason = probe.stderr.strip() or f"exit code {probe.returncode}"
+            notes.append(f"{' '.join(cmd)} refused: {probe.stderr.strip() or probe.returncode}")
         if not net:
-            notes.append(f"no network namespace, the child can use the network: unshare refused ({reason})")
-        elif not pid:
-            notes.append(f"no PID namespace: a child that calls setsid() can outlive the run ({reason})")
+            notes.append("no network namespace: the child can use the network like any process")
+        if not pid:
+            notes.append("no PID namespace: a child that calls setsid() can outlive the run")
+        if not tmp:
+            notes.append("no private /tmp: the child can leave files in /tmp, /var/tmp, /dev/shm")
     uid = gid = None
     keep = 0  # capabilities the dropped child keeps
     if root:
@@ -203,7 +168,7 @@ def isolation() -> Isolation:
             notes.append(f"Python lives where {NOBODY} may not enter ({python}): the child keeps "
                          "CAP_DAC_READ_SEARCH and can READ every file on the machine (it still cannot write them)")
     nproc = uid is not None or not root
-    return Isolation(prefix, net, pid, uid, gid, nproc, keep, tuple(notes))
+    return Isolation(prefix, net, pid, tmp, uid, gid, nproc, keep, tuple(notes))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -226,10 +191,11 @@ def run_python(code: str, limits: Limits | None = None) -> SandboxResult:
         if iso.uid is not None:
             os.chown(work, iso.uid, iso.gid)
         cfg = {"status_fd": write_fd, "uid": iso.uid, "gid": iso.gid, "keep_caps": iso.keep_caps,
-               "rlimits": limits.rlimits(), "cwd": str(work)}
+               "rlimits": limits.rlimits(), "cwd": str(work),
+               "tmp_mb": limits.tmp_mb if iso.private_tmp else 0}
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
         start = time.perf_counter()
-        proc = subprocess.Popen([*iso.prefix, sys.executable, "-I", "-c", _BOOT, json.dumps(cfg)], cwd=work, env=env,
+        proc = subprocess.Popen([*iso.prefix, sys.executable, "-I", str(BOOT), json.dumps(cfg)], cwd=work, env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 pass_fds=(write_fd,), start_new_session=True)
         os.close(write_fd)
