@@ -8,6 +8,7 @@ import dataclasses
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -180,3 +181,37 @@ def test_bad_arguments_name_themselves():
         Limits(cpu_s=0)
     with pytest.raises(ValueError, match="wall_s must be a positive number"):
         Limits(wall_s=-1)
+
+
+UNPRIVILEGED = """
+import socket
+from course_lib.agent.sandbox import Limits, isolation, run_python
+iso = isolation()
+print(iso.uid, iso.network, iso.pid_namespace, iso.private_tmp)
+print(run_python("import os; print(os.getuid())").stdout.strip())
+server = socket.socket(); server.bind(("127.0.0.1", 0)); server.listen(1)
+r = run_python(f"import socket; socket.create_connection(('127.0.0.1', {server.getsockname()[1]}), timeout=1)")
+print(r.stderr.strip().splitlines()[-1])
+print(run_python("import os\\nwhile True:\\n    try: os.fork()\\n    except OSError: pass", Limits(wall_s=1.0)).killed_reason)
+"""
+
+
+def test_the_unprivileged_path_user_namespace(tmp_path):
+    """As a normal user (a learner's laptop) the fences come from a user namespace: run this module's
+    sandbox as ``nobody`` with a system Python that ``nobody`` may execute, where root can arrange it."""
+    python = Path("/usr/bin/python3")
+    if os.geteuid() != 0 or not python.exists():
+        pytest.skip("needs root (to become nobody) and /usr/bin/python3")
+    repo = Path(__file__).resolve().parent.parent
+    probe = subprocess.run([str(python), "-I", "-c", "print(1)"], user=65534, group=65534, extra_groups=[],
+                           capture_output=True, text=True, cwd="/", env={"PATH": "/usr/bin:/bin"})
+    if probe.returncode != 0:
+        pytest.skip(f"nobody cannot run {python}: {probe.stderr.strip()}")
+    done = subprocess.run([str(python), "-c", UNPRIVILEGED], user=65534, group=65534, extra_groups=[], cwd="/",
+                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo)},
+                          timeout=60)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and lines[0] == "None True True True", (done.stdout, done.stderr)
+    assert lines[1] == "0"  # root inside its own user namespace, nobody outside it
+    assert lines[2] == "OSError: [Errno 101] Network is unreachable"
+    assert lines[3] == "wall-clock timeout after 1 s"
