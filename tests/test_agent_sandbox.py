@@ -58,6 +58,20 @@ def test_normal_run_reports_output_and_exit_code():
     r = run_python("1 / 0")
     assert r.exit_code == 1 and r.stderr.strip().endswith("ZeroDivisionError: division by zero")
     assert 'File "main.py", line 1' in r.stderr and "exec(" not in r.stderr  # only the learner's frames
+    r = run_python("import os, time\nos.close(1)\nos.close(2)\ntime.sleep(0.5)\nos._exit(4)")
+    assert (r.exit_code, r.killed_reason) == (4, None)  # closing its output does not end a run early
+
+
+def test_resource_limits_are_set_in_the_child():
+    names = ["RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CORE", "RLIMIT_NPROC"]
+    r = run_python(f"import resource\nfor name in {names!r}:\n    print(*resource.getrlimit(getattr(resource, name)))")
+    got = dict(zip(names, [tuple(map(int, line.split())) for line in r.stdout.splitlines()]))
+    mb = 1 << 20
+    assert got["RLIMIT_CPU"] == (2, 3)  # Limits() default: SIGXCPU at 2 s, SIGKILL at 3 s
+    assert got["RLIMIT_AS"] == (512 * mb,) * 2 and got["RLIMIT_FSIZE"] == (16 * mb,) * 2
+    assert got["RLIMIT_NOFILE"] == (64, 64) and got["RLIMIT_CORE"] == (0, 0)
+    soft, hard = got["RLIMIT_NPROC"]
+    assert soft == hard and 16 <= soft < 16 + 1000  # 16 more than the user's processes when the child started
 
 
 def test_infinite_loop_hits_the_cpu_limit():
@@ -71,7 +85,9 @@ def test_sleeping_forever_hits_the_wall_clock():
 
 
 def test_memory_bomb_is_refused():
-    r = attack("memory bomb", "chunks = []\nwhile True:\n    chunks.append(bytearray(16 << 20))")
+    # wall clock 5 s: touching 128 MB takes ~1 s when 8 engineers share 2 cores; RLIMIT_AS must be what stops it
+    r = attack("memory bomb", "chunks = []\nwhile True:\n    chunks.append(bytearray(16 << 20))",
+               dataclasses.replace(QUICK, memory_mb=128, wall_s=5.0))
     assert r.exit_code == 1 and "MemoryError" in r.stderr, r
 
 

@@ -201,6 +201,11 @@ def run_python(code: str, limits: Limits | None = None) -> SandboxResult:
         os.close(write_fd)
         write_fd = -1
         out, err, truncated, timed_out = _collect(proc, limits, start)
+        if not (truncated or timed_out):  # both pipes closed: the child normally has ended too
+            try:
+                proc.wait(timeout=max(0.0, limits.wall_s - (time.perf_counter() - start)))
+            except subprocess.TimeoutExpired:
+                timed_out = True
         _kill_group(proc)  # stragglers (background children) go too
         proc.wait()
         elapsed = time.perf_counter() - start
@@ -257,7 +262,8 @@ def _collect(proc: subprocess.Popen, limits: Limits, start: float) -> tuple[byte
             break
         if proc.poll() is not None and sel.get_map():
             _kill_group(proc)  # the main process is gone: background children must not hold the pipes open
-    _kill_group(proc)
+    if truncated or timed_out:
+        _kill_group(proc)
     sel.close()
     proc.stdout.close()
     proc.stderr.close()
