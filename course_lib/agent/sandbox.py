@@ -117,7 +117,7 @@ class Isolation:
     prefix: tuple[str, ...]  # the unshare command put in front of Python (empty: none)
     network: bool            # a network namespace: no network at all
     pid_namespace: bool      # a PID namespace: killing its first process kills every process in it
-    private_tmp: bool        # a mount namespace with fresh tmpfs over /tmp, /var/tmp, /dev/shm
+    private_tmp: bool        # a mount namespace with fresh tmpfs over /tmp, /var/tmp, /dev/shm, /run/lock
     uid: int | None          # the uid the child drops to (as root), else None
     gid: int | None          # and its group
     nproc_enforced: bool     # RLIMIT_NPROC applies (never to uid 0)
@@ -131,12 +131,12 @@ def _searchable_by_others(path: Path) -> bool:
 
 @cache
 def isolation() -> Isolation:
-    """Probe ``unshare`` (net + pid namespaces, then net only) and the uid drop; remember the answer."""
+    """Probe ``unshare`` (net + mount + pid namespaces, then net + pid, then net) and the uid drop; cached."""
     notes: list[str] = []
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     prefix, net, pid, tmp = (), False, False, False
     if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
-        notes.append(f"no network or PID namespace: needs Linux and the unshare command (platform {sys.platform})")
+        notes.append(f"no namespaces (network, PID, mount): need Linux and unshare (platform {sys.platform})")
     else:
         user = () if root else ("--user", "--map-root-user")  # unprivileged: a user namespace first
         pid_ns = ("--pid", "--fork", "--kill-child")

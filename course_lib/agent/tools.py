@@ -99,7 +99,7 @@ class Tool:
         def target():
             try:
                 box["value"] = self.function(**args)
-            except BaseException as e:  # noqa: BLE001 — any failure becomes an observation
+            except BaseException as e:  # any failure becomes an observation
                 box["error"] = e
 
         worker = threading.Thread(target=target, name=f"tool-{self.name}", daemon=True)
