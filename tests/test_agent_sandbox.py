@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.agent.sandbox import LIMITS, Limits, isolation, run_python
+from course_lib.agent.sandbox import LIMITS, Limits, describe, isolation, run_python
 
 if not hasattr(os, "fork"):
     pytest.skip("the sandbox needs POSIX", allow_module_level=True)
@@ -148,10 +148,13 @@ def test_parent_environment_secrets_are_not_visible(monkeypatch):
     r = attack("read parent's secrets", code)
     names, secret, proc_read = r.stdout.splitlines()
     assert names == "['HOME', 'LANG', 'PATH', 'TMPDIR']" and secret == "None"
-    if isolation().uid is None:
-        assert proc_read == "True"  # same user: /proc/<parent>/environ is readable (see LIMITS)
+    iso = isolation()
+    if iso.private_tmp:
+        assert proc_read == "FileNotFoundError"  # its own /proc shows only the sandbox's processes
+    elif iso.uid is not None:
+        assert proc_read == "PermissionError"  # nobody may not read root's /proc/<pid>/environ
     else:
-        assert proc_read == "PermissionError"
+        assert proc_read == "True"  # same user, host /proc: readable (see LIMITS)
 
 
 def test_socket_to_a_loopback_server_fails():
@@ -188,6 +191,9 @@ def test_isolation_is_reported_and_limits_are_explained():
         assert iso.network and iso.pid_namespace and iso.private_tmp, iso.notes
     for topic in ("kernel", "side channel", "world-readable", "/tmp", "RLIMIT_NPROC"):
         assert topic in LIMITS
+    text = describe()
+    assert text.endswith(LIMITS) and all(note in text for note in iso.notes)
+    assert ("[x] network namespace" if iso.network else "[ ] network namespace") in text
 
 
 def test_bad_arguments_name_themselves():

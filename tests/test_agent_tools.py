@@ -16,7 +16,11 @@ from datetime import date, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionToolParam
+from openai.types.chat import (
+    ChatCompletionFunctionToolParam,
+    ChatCompletionToolParam,
+    ChatCompletionToolUnionParam,
+)
 from pydantic import TypeAdapter, ValidationError
 
 from course_lib.agent import everyday
@@ -204,7 +208,8 @@ def test_every_tool_has_the_openai_function_tool_shape():
     tools = default_tools(FakeRetriever(PASSAGES)).to_openai()
     assert [t["function"]["name"] for t in tools] == ["calculator", "python", "convert_units", "date_diff",
                                                       "weekday", "add_days", "search"]
-    for adapter in (TypeAdapter(ChatCompletionToolParam), TypeAdapter(ChatCompletionFunctionToolParam)):
+    for adapter in (TypeAdapter(ChatCompletionToolParam), TypeAdapter(ChatCompletionFunctionToolParam),
+                    TypeAdapter(ChatCompletionToolUnionParam)):
         for spec in tools:
             assert adapter.validate_python(spec) == spec
             assert set(spec) == {"type", "function"} and set(spec["function"]) == {"name", "description", "parameters"}

@@ -15,7 +15,8 @@ inside these fences:
   loopback: no network), a PID namespace (when its first process dies the kernel kills every
   process in it, even ones that left the process group with ``setsid``) and a mount namespace with
   fresh, size-limited tmpfs over the world-writable directories (``/tmp``, ``/var/tmp``,
-  ``/dev/shm``, ``/run/lock``): what the child writes there never reaches the host's disk;
+  ``/dev/shm``, ``/run/lock``: what the child writes there never reaches the host's disk) and its own
+  ``/proc`` (it sees only its own processes);
 - as root: the child drops to ``nobody`` (no writes to root-owned files, and ``RLIMIT_NPROC``
   applies, which it never does to uid 0) with ``no_new_privs`` set.
 
@@ -49,11 +50,11 @@ What the sandbox does NOT protect against:
 - reading files: everything world-readable stays readable (/etc, the course's code and data);
   as root the child keeps CAP_DAC_READ_SEARCH when Python lives under a directory that nobody may
   enter (e.g. /root/.pyenv), so then it can read EVERY file, secrets included;
-- without a mount namespace, world-writable places (/tmp, /dev/shm): the child can leave files
-  there (each <= the file-size limit); any other world-writable directory stays writable; without
-  a PID namespace a process that calls setsid() can outlive the run;
-- as your own (non-root) user: the child may write your files and read /proc/<pid>/environ of
-  your processes; only the root path drops to another uid;
+- world-writable directories other than /tmp, /var/tmp, /dev/shm, /run/lock, and those four too
+  without a mount namespace: the child can leave files there (each <= the file-size limit);
+  without a PID namespace a process that calls setsid() can outlive the run;
+- as your own (non-root) user: the child may write your files, and without a mount namespace read
+  /proc/<pid>/environ of your processes; only the root path drops to another uid;
 - RLIMIT_AS bounds virtual memory per process, not the total of many processes, and RLIMIT_NPROC
   counts every process of the user (shared between concurrent sandboxes run as nobody);
 - without a network namespace (unshare refused) the child can open sockets like any process;
@@ -117,7 +118,7 @@ class Isolation:
     prefix: tuple[str, ...]  # the unshare command put in front of Python (empty: none)
     network: bool            # a network namespace: no network at all
     pid_namespace: bool      # a PID namespace: killing its first process kills every process in it
-    private_tmp: bool        # a mount namespace with fresh tmpfs over /tmp, /var/tmp, /dev/shm, /run/lock
+    private_tmp: bool        # a mount namespace: tmpfs over /tmp, /var/tmp, /dev/shm, /run/lock; own /proc
     uid: int | None          # the uid the child drops to (as root), else None
     gid: int | None          # and its group
     nproc_enforced: bool     # RLIMIT_NPROC applies (never to uid 0)
@@ -140,7 +141,8 @@ def isolation() -> Isolation:
     else:
         user = () if root else ("--user", "--map-root-user")  # unprivileged: a user namespace first
         pid_ns = ("--pid", "--fork", "--kill-child")
-        for extra, test in ((("--mount", *pid_ns), ("mount", "-t", "tmpfs", "tmpfs", "/tmp")), (pid_ns, ("true",)),
+        mounts = ("--mount", *pid_ns, "--mount-proc")
+        for extra, test in (((mounts), ("mount", "-t", "tmpfs", "tmpfs", "/tmp")), (pid_ns, ("true",)),
                             ((), ("true",))):
             cmd = ("unshare", *user, "--net", *extra)
             probe = subprocess.run([*cmd, *test], capture_output=True, text=True, timeout=10)
@@ -171,6 +173,28 @@ def isolation() -> Isolation:
     return Isolation(prefix, net, pid, tmp, uid, gid, nproc, keep, tuple(notes))
 
 
+def describe() -> str:
+    """What the sandbox does on this machine, what is missing and why, and ``LIMITS``: for a notebook to print."""
+    iso = isolation()
+    fences = [("network namespace (no network)", iso.network), ("PID namespace", iso.pid_namespace),
+              ("private /tmp, /var/tmp, /dev/shm, /run/lock", iso.private_tmp),
+              (f"runs as uid {iso.uid}" if iso.uid is not None else "runs as your own user", True),
+              ("RLIMIT_NPROC applies", iso.nproc_enforced)]
+    lines = [f"[{'x' if on else ' '}] {name}" for name, on in fences] + [f"note: {note}" for note in iso.notes]
+    return "\n".join(lines) + "\n\n" + LIMITS
+
+
+def _count_processes(uid: int) -> int:
+    """Processes of ``uid`` on the host (what its ``RLIMIT_NPROC`` already counts); 0 without /proc."""
+    found = 0
+    for entry in Path("/proc").glob("[0-9]*") if Path("/proc").is_dir() else ():
+        try:
+            found += entry.stat().st_uid == uid
+        except OSError:
+            pass
+    return found
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -192,7 +216,8 @@ def run_python(code: str, limits: Limits | None = None) -> SandboxResult:
             os.chown(work, iso.uid, iso.gid)
         cfg = {"status_fd": write_fd, "uid": iso.uid, "gid": iso.gid, "keep_caps": iso.keep_caps,
                "rlimits": limits.rlimits(), "cwd": str(work),
-               "tmp_mb": limits.tmp_mb if iso.private_tmp else 0}
+               "tmp_mb": limits.tmp_mb if iso.private_tmp else 0,
+               "nproc_base": _count_processes(os.getuid() if iso.uid is None else iso.uid)}
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
         start = time.perf_counter()
         proc = subprocess.Popen([*iso.prefix, sys.executable, "-I", str(BOOT), json.dumps(cfg)], cwd=work, env=env,

@@ -6,8 +6,8 @@ when asked (inside a mount namespace: the host never sees them), then forks the 
 
 1. drops to an unprivileged uid when started as root (``PR_SET_KEEPCAPS`` + ``setuid``, keeping only
    the capabilities in ``keep_caps``), and sets ``PR_SET_NO_NEW_PRIVS``;
-2. sets the resource limits (``RLIMIT_NPROC`` counts every process of the user, so it allows that many
-   more than the user already runs);
+2. sets the resource limits (``RLIMIT_NPROC`` counts every process of the user, so it allows
+   ``nproc_base`` more: the user's processes counted by the parent);
 3. runs ``main.py`` as ``__main__`` in the work directory and exits with its status.
 
 The supervisor waits and writes ``{"exit": n}`` or ``{"signal": n}`` to the status pipe
@@ -55,18 +55,13 @@ def drop_privileges(libc, uid: int, gid: int, keep_caps: int) -> None:
         raise OSError(ctypes.get_errno(), "capset")
 
 
-def set_limits(rlimits) -> None:
-    mine = 0
-    if os.path.isdir("/proc"):
-        for entry in os.listdir("/proc"):
-            try:
-                mine += entry.isdigit() and os.stat("/proc/" + entry).st_uid == os.getuid()
-            except OSError:
-                pass
+def set_limits(rlimits, nproc_base: int) -> None:
+    """``rlimits`` as (name, value) pairs; ``RLIMIT_NPROC`` gets ``nproc_base`` more (the user's other processes,
+    counted by the parent: this /proc may show only the namespace's)."""
     for name, value in rlimits:
         res = getattr(resource, name)
         hard = resource.getrlimit(res)[1]
-        value += mine if name == "RLIMIT_NPROC" else 0
+        value += nproc_base if name == "RLIMIT_NPROC" else 0
 
         def fit(v, hard=hard):
             return v if hard == resource.RLIM_INFINITY else min(v, hard)
@@ -80,7 +75,7 @@ def run_child(libc, cfg: dict, source: str) -> int:
     if cfg["uid"] is not None:
         drop_privileges(libc, cfg["uid"], cfg["gid"], cfg["keep_caps"])
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries and file capabilities grant nothing
-    set_limits(cfg["rlimits"])
+    set_limits(cfg["rlimits"], cfg["nproc_base"])
     os.chdir(cfg["cwd"])
     sys.argv = ["main.py"]
     sys.path.insert(0, cfg["cwd"])
