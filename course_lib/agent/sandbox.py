@@ -76,7 +76,7 @@ class Limits:
     wall_s: float = 5.0         # wall-clock timeout; the whole process group is killed
     memory_mb: int = 512        # RLIMIT_AS: address space of each process
     file_mb: int = 16           # RLIMIT_FSIZE: largest file the child may write (SIGXFSZ past it)
-    max_processes: int = 16     # RLIMIT_NPROC: processes beyond those the user already runs
+    max_processes: int = 16     # RLIMIT_NPROC: beyond the user's other processes (the sandbox's 1-3 count)
     max_open_files: int = 64    # RLIMIT_NOFILE
     output_bytes: int = 64_000  # stdout + stderr kept; the run is killed past this
     tmp_mb: int = 64            # size of each private tmpfs (/tmp, /var/tmp, /dev/shm) where mounts are allowed
@@ -184,10 +184,13 @@ def describe() -> str:
     return "\n".join(lines) + "\n\n" + LIMITS
 
 
-def _count_processes(uid: int) -> int:
-    """Processes of ``uid`` on the host (what its ``RLIMIT_NPROC`` already counts); 0 without /proc."""
-    found = 0
-    for entry in Path("/proc").glob("[0-9]*") if Path("/proc").is_dir() else ():
+def _nproc_base(iso: Isolation) -> int:
+    """Processes the child's uid already has where its ``RLIMIT_NPROC`` counts them: none in a fresh user
+    namespace (Linux >= 5.14 counts per user namespace, commit 21d1c5e386bc), else the host's (0 without /proc)."""
+    if "--user" in iso.prefix or not Path("/proc").is_dir():
+        return 0
+    uid, found = (os.getuid() if iso.uid is None else iso.uid), 0
+    for entry in Path("/proc").glob("[0-9]*"):
         try:
             found += entry.stat().st_uid == uid
         except OSError:
@@ -217,7 +220,7 @@ def run_python(code: str, limits: Limits | None = None) -> SandboxResult:
         cfg = {"status_fd": write_fd, "uid": iso.uid, "gid": iso.gid, "keep_caps": iso.keep_caps,
                "rlimits": limits.rlimits(), "cwd": str(work),
                "tmp_mb": limits.tmp_mb if iso.private_tmp else 0,
-               "nproc_base": _count_processes(os.getuid() if iso.uid is None else iso.uid)}
+               "nproc_base": _nproc_base(iso)}
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
         start = time.perf_counter()
         proc = subprocess.Popen([*iso.prefix, sys.executable, "-I", str(BOOT), json.dumps(cfg)], cwd=work, env=env,
