@@ -1,0 +1,1 @@
+"""Agents: tools, a Python sandbox, function calling, constrained decoding and the agent loops."""
