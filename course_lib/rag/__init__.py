@@ -1,0 +1,1 @@
+"""Retrieval-augmented generation (chapter 09): corpus, retrievers, grounded answers, evaluation."""
