@@ -1,4 +1,4 @@
-"""Retrieval-augmented generation by hand (chapter 09): corpus, chunking, BM25, dense, hybrid, rerank, answers.
+"""Retrieval-augmented generation (chapter 09): corpus, retrievers, grounded answers, evaluation.
 
 Every retriever has ``search(query: str, k: int) -> list[Passage]`` (best first), the interface the
 agent and chain chapters use::
@@ -20,10 +20,12 @@ from course_lib.rag.evaluate import retrieval_table
 from course_lib.rag.hybrid import HybridRetriever
 from course_lib.rag.hyde import HydeRetriever
 from course_lib.rag.metrics import ndcg_at_k, recall_at_k, reciprocal_rank
+from course_lib.rag.questions import Question, load_questions, validate
 from course_lib.rag.rerank import LLMReranker, RerankRetriever
 from course_lib.rag.types import Passage, Retriever
 
 __all__ = ["BM25", "RAG", "Answer", "BM25Retriever", "CitationCheck", "Chunk", "DenseRetriever", "Document",
-           "HybridRetriever", "HydeRetriever", "LLMReranker", "Passage", "RerankRetriever", "Retriever",
-           "check_citations", "fixed_chunks", "load_corpus", "ndcg_at_k", "notebook_prose", "python_topics",
-           "recall_at_k", "reciprocal_rank", "retrieval_table", "stdlib_docs", "structured_chunks", "tokenize"]
+           "HybridRetriever", "HydeRetriever", "LLMReranker", "Passage", "Question", "RerankRetriever", "Retriever",
+           "check_citations", "fixed_chunks", "load_corpus", "load_questions", "ndcg_at_k", "notebook_prose", "python_topics",
+           "recall_at_k", "reciprocal_rank", "retrieval_table", "stdlib_docs", "structured_chunks", "tokenize",
+           "validate"]

@@ -1,7 +1,8 @@
 """Evaluate retrievers on a labelled question set: one table of recall@k, MRR and nDCG@10 per retriever.
 
-A question is any object (or dict) with ``question`` (text) and ``passages`` (the relevant document
-ids). Each retriever returns chunks; :mod:`course_lib.rag.metrics` scores them at document level.
+A question is a :class:`~course_lib.rag.questions.Question` (or a dict) with ``question`` (text) and
+``passages`` (the relevant document ids; empty for questions the corpus cannot answer, which are
+left out of retrieval metrics and used for the refusal threshold). Each retriever returns chunks; :mod:`course_lib.rag.metrics` scores them at document level.
 Everything is deterministic (exact search, greedy LLM scores); ``seed`` fixes torch and NumPy anyway.
 """
 
@@ -21,29 +22,22 @@ def _field(q, name: str):
     return q[name] if isinstance(q, Mapping) else getattr(q, name)
 
 
-def check_labels(questions: Sequence, corpus_doc_ids: Iterable[str]) -> None:
-    """``ValueError`` naming the questions whose relevant documents are not in the corpus."""
-    ids = set(corpus_doc_ids)
-    missing = [(_field(q, "id") if _has(q, "id") else i, p) for i, q in enumerate(questions)
-               for p in _field(q, "passages") if p not in ids]
-    if missing:
-        raise ValueError(f"{len(missing)} relevant passage ids are missing from the corpus, e.g. {missing[:3]}; "
-                         "index the documents the question set was labelled on")
-
-
-def _has(q, name: str) -> bool:
-    return name in q if isinstance(q, Mapping) else hasattr(q, name)
-
-
 def retrieval_table(retrievers: Mapping[str, Retriever], questions: Sequence, k: int = 10,
                     corpus_doc_ids: Iterable[str] | None = None, seed: int = 0,
                     progress: bool = True) -> dict[str, dict[str, float]]:
-    """``{retriever name: {"recall@1", "recall@5", "recall@10", "MRR", "nDCG@10"}}`` over ``questions``."""
+    """``{retriever name: {"recall@1", "recall@5", "recall@10", "MRR", "nDCG@10"}}`` over the answerable ``questions``.
+
+    With ``corpus_doc_ids``, first checks that every labelled document is in the corpus (``ValueError``).
+    """
+    questions = [q for q in questions if _field(q, "passages")]
     if not questions:
-        raise ValueError("questions is empty")
+        raise ValueError("questions holds no answerable question (each needs at least one relevant passage id)")
     check_k(k)
     if corpus_doc_ids is not None:
-        check_labels(questions, corpus_doc_ids)
+        missing = sorted({p for q in questions for p in _field(q, "passages")} - set(corpus_doc_ids))
+        if missing:
+            raise ValueError(f"{len(missing)} relevant passage ids are missing from the corpus, e.g. {missing[:5]}; "
+                             "index the documents the question set was labelled on")
     torch.manual_seed(seed)
     np.random.seed(seed)
     relevant = [list(_field(q, "passages")) for q in questions]
