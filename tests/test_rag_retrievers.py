@@ -174,3 +174,15 @@ def test_bad_input(dense):
         HybridRetriever([])
     with pytest.raises(ValueError, match="non-empty string"):
         RAG(_Fixed(1.0), model=object(), tokenizer=object()).answer("")
+
+
+def test_inspector_html_marks_query_terms(dense):
+    from course_lib.viz.rag import highlight, inspect_html, inspector
+
+    assert highlight("Use json.dumps <b>", {"json"}) == "Use <mark>json</mark>.dumps &lt;b&gt;"
+    bm25 = BM25Retriever(CHUNKS)
+    page = inspect_html("pretty-print JSON", bm25, dense, HybridRetriever([bm25, dense]), k=3)
+    assert page.count("<tr>") == 4 and "<mark>JSON</mark>" in page and "json.dumps#0" in page
+    w = inspector(bm25, dense, HybridRetriever([bm25, dense]), query="JSON", k=2)
+    w.children[0].value = "sleep seconds"                 # typing a new query refreshes the table
+    assert "time.sleep#0" in w.children[1].value
