@@ -1,0 +1,1 @@
+"""Agents: tool schemas, constrained decoding, the sandbox and tools, ReAct / function-calling / AutoGPT loops."""
