@@ -10,9 +10,9 @@ bytes the automaton can read from its current state. The language here is one ca
 (the keys are parameters: the course's tool-call task writes ``{"tool": ..., "args": ...}``).
 
 Token masks. SmolLM2's 49,152 byte-level BPE tokens are turned into their bytes once
-(:func:`token_bytes`) and sorted; the allowed set of a state is found by walking the sorted
-tokens with a stack of automaton states shared by common prefixes, skipping every token that
-starts with a refused prefix (a binary search), i.e. a depth-first walk of the token trie. The
+(:func:`token_bytes`) and sorted; the allowed set of a state is a depth-first walk of the token
+trie (the sorted list, sub-ranges by binary search) that follows only the bytes the automaton
+allows, so a refused prefix prunes every token that starts with it. The
 mask of each automaton state is computed once and cached (outlines precomputes them all; here
 they are built on first use, since bounded numbers make many small states), so a step costs a
 dict lookup once its state has been seen.
@@ -49,52 +49,51 @@ def token_bytes(tokenizer) -> list[bytes | None]:
             for i in range(size)]
 
 
-def _after(prefix: bytes) -> bytes | None:
-    """The smallest byte string greater than every string that starts with ``prefix`` (None: none)."""
-    stripped = prefix.rstrip(b"\xff")
-    return stripped[:-1] + bytes([stripped[-1] + 1]) if stripped else None
-
-
 class TokenMasks:
     """Allowed-token masks of an :class:`~course_lib.agent.grammar.Automaton` over a vocabulary.
 
     ``vocab[i]`` is the bytes of token ``i`` (``None``: never allowed, e.g. special tokens);
-    ``eos_id`` is allowed exactly in accepting states.
+    ``eos_id`` is allowed exactly in accepting states. With ``encode`` (text -> ids, the tokenizer's
+    own), a state whose next bytes are forced (a key, ``", "``) allows only the first token of
+    their canonical encoding: the model then reads the tokens it was trained on instead of
+    spelling ``{"tool"`` as ``{``, ``"``, ``t``, ``oo``, ``l`` (the text is the same either way).
     """
 
-    def __init__(self, automaton: Automaton, vocab: list[bytes | None], eos_id: int):
+    def __init__(self, automaton: Automaton, vocab: list[bytes | None], eos_id: int, encode=None):
         if not 0 <= eos_id < len(vocab):
             raise ValueError(f"eos_id must be a token id in [0, {len(vocab)}), got {eos_id!r}")
         self.automaton, self.eos_id, self.size, self.vocab = automaton, eos_id, len(vocab), list(vocab)
+        self.encode = encode
         pairs = sorted((b, i) for i, b in enumerate(vocab) if b)
         self._bytes = [b for b, _ in pairs]
         self._ids = [i for _, i in pairs]
         self._masks: dict[int, torch.Tensor] = {}
 
     def allowed_ids(self, sid: int) -> list[int]:
-        """Token ids (without EOS) whose bytes the automaton reads from state ``sid``."""
-        step, toks, out = self.automaton.step, self._bytes, []
-        stack, prev, i = [sid], b"", 0  # stack[d]: state after prev[:d]
-        while i < len(toks):
-            tok = toks[i]
-            d = 0
-            limit = min(len(prev), len(tok), len(stack) - 1)
-            while d < limit and prev[d] == tok[d]:
-                d += 1
-            del stack[d + 1:]
-            state, dead = stack[d], -1
-            for j in range(d, len(tok)):
-                state = step(state, tok[j])
-                if state < 0:
-                    dead = j
-                    break
-                stack.append(state)
-            if dead < 0:
-                out.append(self._ids[i])
-                prev, i = tok, i + 1
-            else:  # every token starting with tok[:dead + 1] is refused too: skip them all
-                nxt = _after(tok[:dead + 1])
-                prev, i = tok[:dead], (len(toks) if nxt is None else bisect.bisect_left(toks, nxt, i + 1))
+        """Token ids (without EOS) whose bytes the automaton reads from state ``sid``.
+
+        A depth-first walk of the token trie laid out as the sorted token list: a node is a range
+        of tokens sharing their first ``depth`` bytes; its children are the sub-ranges (found by
+        binary search) of the bytes the automaton allows next, so refused prefixes are never
+        visited. A small range is walked token by token instead.
+        """
+        toks, ids, automaton, out = self._bytes, self._ids, self.automaton, []
+        stack = [(sid, 0, len(toks), 0)]  # (state after the shared prefix, lo, hi, depth)
+        while stack:
+            state, lo, hi, depth = stack.pop()
+            while lo < hi and len(toks[lo]) == depth:  # the prefix itself is a token (sorted first)
+                out.append(ids[lo])
+                lo += 1
+            row = automaton.row(state)
+            if hi - lo <= len(row):
+                out += [ids[k] for k in range(lo, hi) if automaton.walk(state, toks[k][depth:]) >= 0]
+                continue
+            prefix = toks[lo][:depth] if lo < hi else b""
+            for b, nxt in row.items():
+                start = bisect.bisect_left(toks, prefix + bytes([b]), lo, hi)
+                end = bisect.bisect_left(toks, prefix + bytes([b + 1]), start, hi) if b < 255 else hi
+                if start < end:
+                    stack.append((nxt, start, end, depth + 1))
         return out
 
     def mask(self, sid: int) -> torch.Tensor:
@@ -109,8 +108,21 @@ class TokenMasks:
                 cached[self.eos_id] = self.automaton.accepting(sid)
                 if not cached.any():
                     raise RuntimeError(f"automaton state {sid} allows no token: the grammar has a dead state")
+                canonical = self._canonical(sid)
+                if canonical is not None and cached[canonical]:
+                    cached = torch.zeros_like(cached)
+                    cached[canonical] = True
             self._masks[sid] = cached
         return cached
+
+    def _canonical(self, sid: int) -> int | None:
+        """The first token of the tokenizer's encoding of the forced bytes at ``sid`` (None: nothing forced)."""
+        forced = self.automaton.forced(sid) if self.encode is not None else b""
+        try:
+            ids = self.encode(forced.decode("utf-8")) if forced else []
+        except UnicodeDecodeError:  # forced bytes end inside a character
+            return None
+        return ids[0] if ids else None
 
     def advance(self, sid: int, token: int) -> int:
         """The state after ``token``; ``ValueError`` if the token is not allowed there."""
@@ -131,18 +143,20 @@ class ToolCallGrammar:
     """
 
     def __init__(self, tools, vocab: list[bytes | None], eos_id: int, name_key: str = "name",
-                 arguments_key: str = "arguments"):
+                 arguments_key: str = "arguments", encode=None):
         self.tools = tool_schemas(tools)
         self.name_key, self.arguments_key = name_key, arguments_key
         calls = [compile_schema(tool_call_schema(name, params, name_key, arguments_key), f"tools[{name!r}]")
                  for name, params in self.tools.items()]
         self.automaton = Automaton(Choice(calls))
-        self.masks = TokenMasks(self.automaton, vocab, eos_id)
+        self.masks = TokenMasks(self.automaton, vocab, eos_id, encode)
 
     @classmethod
-    def from_tokenizer(cls, tools, tokenizer, eos_token: str = "<|im_end|>", **keys) -> ToolCallGrammar:
-        """Build for a :class:`~course_lib.tokenizers.bpe.ByteLevelBPE`; EOS is ``eos_token`` (SmolLM2's end of turn)."""
-        return cls(tools, token_bytes(tokenizer), tokenizer.token_to_id(eos_token), **keys)
+    def from_tokenizer(cls, tools, tokenizer, eos_token: str = "<|im_end|>", canonical: bool = True,
+                       **keys) -> ToolCallGrammar:
+        """Build for a ``ByteLevelBPE``; EOS is ``eos_token`` (SmolLM2's end of turn); ``canonical``: see :class:`TokenMasks`."""
+        encode = tokenizer.encode_ordinary if canonical else None
+        return cls(tools, token_bytes(tokenizer), tokenizer.token_to_id(eos_token), encode=encode, **keys)
 
     def processor(self) -> ToolCallProcessor:
         """A fresh logits processor for one ``generate`` call (it tracks each row's state)."""

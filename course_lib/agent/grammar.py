@@ -11,9 +11,10 @@ the tool subset becomes a small tree of matchers:
   well-formed by Unicode Table 3-7, JSON escapes, optional ``minLength``/``maxLength``),
   ``Number`` (``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``, with ``minimum``/``maximum`` kept reachable).
 
-A matcher is stateless; its states are hashable tuples. :class:`Automaton` runs the tree as a
-Thompson NFA (the set of live states after each byte) and interns every state set it meets, so
-it is the lazily built DFA of the subset construction: one dict lookup per byte once seen.
+A matcher is stateless: ``start() -> [state]``, ``moves(state) -> {byte: [next states]}``,
+``final(state)``; its states are hashable tuples. :class:`Automaton` runs the tree as a Thompson
+NFA (the set of live states after each byte) and interns every state set it meets, so it is the
+lazily built DFA of the subset construction: one dict lookup per byte once a state is seen.
 
 Every state kept is *live*: some continuation reaches acceptance (a number prefix is kept only if
 a value in range still extends it), so a decoder that follows the automaton never gets stuck.
@@ -30,6 +31,17 @@ from course_lib.agent.json_values import Number, String
 from course_lib.agent.schema import check_schema, is_valid
 
 
+def merge(into: dict, moves: dict) -> dict:
+    """Add ``moves`` ``{byte: [state]}`` to ``into`` (in place) and return it."""
+    for b, states in moves.items():
+        into.setdefault(b, []).extend(states)
+    return into
+
+
+def _wrap(tag, moves: dict) -> dict:
+    return {b: [(tag, t) for t in states] for b, states in moves.items()}
+
+
 class Literal:
     """Exactly ``text`` (bytes); the empty literal makes a matcher optional."""
 
@@ -39,8 +51,8 @@ class Literal:
     def start(self):
         return [0]
 
-    def step(self, pos, b):
-        return [pos + 1] if pos < len(self.text) and self.text[pos] == b else []
+    def moves(self, pos):
+        return {self.text[pos]: [pos + 1]} if pos < len(self.text) else {}
 
     def final(self, pos):
         return pos == len(self.text)
@@ -55,37 +67,40 @@ class Choice:
     def start(self):
         return [(k, s) for k, kid in enumerate(self.kids) for s in kid.start()]
 
-    def step(self, state, b):
-        k, s = state
-        return [(k, t) for t in self.kids[k].step(s, b)]
+    def moves(self, state):
+        return _wrap(state[0], self.kids[state[0]].moves(state[1]))
 
     def final(self, state):
         return self.kids[state[0]].final(state[1])
 
 
 class Seq:
-    """``kids`` one after another; a finished kid hands the byte on to the next (skipping nullable kids)."""
+    """``kids`` one after another; a finished kid hands over to the next (skipping nullable kids)."""
 
     def __init__(self, kids):
         self.kids = kids
         self.nullable = [any(kid.final(s) for s in kid.start()) for kid in kids]
+        self._entries: dict[int, dict] = {}
 
     def start(self):
         return [(0, s) for s in self.kids[0].start()]
 
-    def _enter(self, i, b):
-        out = []
-        for s in self.kids[i].start():
-            out += [(i, t) for t in self.kids[i].step(s, b)]
-        if self.nullable[i] and i + 1 < len(self.kids):
-            out += self._enter(i + 1, b)
-        return out
+    def _enter(self, i):
+        """Moves of starting kid ``i`` afresh (state-independent, so cached)."""
+        if i not in self._entries:
+            out: dict = {}
+            for s in self.kids[i].start():
+                merge(out, _wrap(i, self.kids[i].moves(s)))
+            if self.nullable[i] and i + 1 < len(self.kids):
+                merge(out, self._enter(i + 1))
+            self._entries[i] = out
+        return self._entries[i]
 
-    def step(self, state, b):
+    def moves(self, state):
         i, s = state
-        out = [(i, t) for t in self.kids[i].step(s, b)]
-        if self.kids[i].final(s) and i + 1 < len(self.kids):
-            out += self._enter(i + 1, b)
+        out = _wrap(i, self.kids[i].moves(s))
+        if i + 1 < len(self.kids) and self.kids[i].final(s):
+            merge(out, self._enter(i + 1))
         return out
 
     def final(self, state):
@@ -107,29 +122,30 @@ class Items:
     def start(self):
         return [("idle", 0)]
 
-    def _item(self, n, b):
-        return [("in", n, t) for s in self.item.start() for t in self.item.step(s, b)]
+    def _item(self, n):
+        out: dict = {}
+        for s in self.item.start():
+            merge(out, {b: [("in", n, t) for t in ts] for b, ts in self.item.moves(s).items()})
+        return out
 
-    def step(self, state, b):
+    def moves(self, state):
         kind, n = state[0], state[1]
         if kind == "idle":
             if self.hi is not None and n >= self.hi:
-                return []
-            return self._item(n, b) if n == 0 else ([("sep", n, 1)] if self.sep[0] == b else [])
+                return {}
+            return self._item(n) if n == 0 else {self.sep[0]: [("sep", n, 1)]}
         if kind == "sep":
             pos = state[2]
-            if pos < len(self.sep):
-                return [("sep", n, pos + 1)] if self.sep[pos] == b else []
-            return self._item(n, b)
-        out = [("in", n, t) for t in self.item.step(state[2], b)]
+            return {self.sep[pos]: [("sep", n, pos + 1)]} if pos < len(self.sep) else self._item(n)
+        out = {b: [("in", n, t) for t in ts] for b, ts in self.item.moves(state[2]).items()}
         if self.item.final(state[2]):
-            out += self.step(("idle", self._cap(n + 1)), b)
+            merge(out, self.moves(("idle", self._cap(n + 1))))
         return out
 
     def final(self, state):
         if state[0] == "idle":
             return state[1] >= self.lo
-        return state[0] == "in" and self.item.final(state[2]) and state[1] + 1 >= self.lo
+        return state[0] == "in" and self.item.final(state[2]) and self._cap(state[1] + 1) >= self.lo
 
 
 def _dumps(value) -> bytes:
@@ -214,7 +230,7 @@ class Automaton:
         self.matcher = matcher
         self.sets: list[frozenset] = []
         self._ids: dict[frozenset, int] = {}
-        self._next: list[dict[int, int]] = []
+        self._next: list[dict[int, int] | None] = []
         self._accepting: list[bool] = []
         self.start = self._intern(frozenset(matcher.start()))
 
@@ -223,17 +239,23 @@ class Automaton:
         if sid is None:
             sid = self._ids[states] = len(self.sets)
             self.sets.append(states)
-            self._next.append({})
+            self._next.append(None)
             self._accepting.append(any(self.matcher.final(s) for s in states))
         return sid
 
-    def step(self, sid: int, b: int) -> int:
+    def row(self, sid: int) -> dict[int, int]:
+        """``{byte: next state id}`` of every byte allowed in ``sid`` (one pass over its states, memoised)."""
         row = self._next[sid]
-        nxt = row.get(b)
-        if nxt is None:
-            states = frozenset(t for s in self.sets[sid] for t in self.matcher.step(s, b))
-            nxt = row[b] = self._intern(states) if states else -1
-        return nxt
+        if row is None:
+            moves: dict = {}
+            for s in self.sets[sid]:
+                merge(moves, self.matcher.moves(s))
+            row = self._next[sid] = {b: self._intern(frozenset(ts)) for b, ts in moves.items()}
+        return row
+
+    def step(self, sid: int, b: int) -> int:
+        """The state after byte ``b``; -1 if no state survives."""
+        return self.row(sid).get(b, -1)
 
     def walk(self, sid: int, data: bytes) -> int:
         """The state after ``data`` (-1 as soon as a byte is refused)."""
@@ -242,6 +264,17 @@ class Automaton:
             if sid < 0:
                 return -1
         return sid
+
+    def forced(self, sid: int) -> bytes:
+        """The bytes every continuation from ``sid`` starts with (up to acceptance or a choice)."""
+        out = bytearray()
+        while not self.accepting(sid):
+            row = self.row(sid)
+            if len(row) != 1:
+                break
+            (b, sid), = row.items()
+            out.append(b)
+        return bytes(out)
 
     def accepting(self, sid: int) -> bool:
         return sid >= 0 and self._accepting[sid]

@@ -1,6 +1,6 @@
 """Byte-level matchers for JSON strings and numbers, the leaves of :mod:`course_lib.agent.grammar`.
 
-A matcher has ``start() -> [state]``, ``step(state, byte) -> [state]`` and ``final(state)``; its
+A matcher has ``start() -> [state]``, ``moves(state) -> {byte: [state]}`` and ``final(state)``; its
 states are hashable tuples or strings. ``String`` follows RFC 8259 §7 (escapes; raw control
 characters refused) and the Unicode Standard's well-formed UTF-8 (Table 3-7), so any accepted
 bytes decode; ``Number`` follows RFC 8259 §6 without exponents and keeps only prefixes that some
@@ -80,6 +80,9 @@ class String:
             return [self._char(count)] if left == 1 else [("utf8", count, (left - 1, 0x80, 0xBF))]
         return []
 
+    def moves(self, state):
+        return {b: nxt for b in range(256) if (nxt := self.step(state, b))}
+
     def final(self, state):
         return state[0] == "done"
 
@@ -154,6 +157,9 @@ class Number:
             return [phase]
         prefix = state[1] + bytes([b])
         return [(phase, prefix)] if self.reachable(prefix.decode()) else []
+
+    def moves(self, state):
+        return {b: nxt for b in b"-.0123456789" if (nxt := self.step(state, b))}
 
     def final(self, state):
         if not self.bounded:
