@@ -186,12 +186,30 @@ class ToolCallProcessor:
         return logits.masked_fill(~allowed, float("-inf"))
 
 
+def generate_calls(model, tokenizer, prompts: list[str], grammar: ToolCallGrammar | None = None,
+                   max_new_tokens: int = 48, eos_token: str = "<|im_end|>", **kwargs) -> list[str]:
+    """Replies to a batch of prompt texts (left-padded, one forward per step), cut at ``eos_token``.
+
+    With ``grammar`` the decoding is constrained (its EOS is used); without, it is the model's
+    own greedy reply, the baseline the grammar is compared with. ``kwargs`` go to ``generate``.
+    """
+    from course_lib.generation import generate, pad_left
+
+    eos = grammar.masks.eos_id if grammar is not None else tokenizer.token_to_id(eos_token)
+    ids, mask = pad_left([tokenizer.encode(p) for p in prompts], eos)
+    if grammar is not None:
+        kwargs["logits_processor"] = grammar.processor()
+    out = generate(model, ids, max_new_tokens, attention_mask=mask, stop_tokens=[eos], pad_token_id=eos, **kwargs)
+    rows = out[:, ids.shape[1]:].tolist()
+    return [tokenizer.decode(row[:row.index(eos)] if eos in row else row, skip_special_tokens=True) for row in rows]
+
+
 def generate_call(model, tokenizer, prompt: str, grammar: ToolCallGrammar, max_new_tokens: int = 48,
                   **kwargs) -> str:
-    """Decode one call for ``prompt`` (text) under ``grammar``; greedy unless ``kwargs`` say otherwise.
+    """One constrained call for ``prompt`` (text); greedy unless ``kwargs`` say otherwise.
 
-    Returns the text without EOS. ``ValueError`` if ``max_new_tokens`` ran out before the call
-    closed (the one case the grammar cannot prevent).
+    ``ValueError`` if ``max_new_tokens`` ran out before the call closed (the one case the
+    grammar cannot prevent); otherwise the text parses and validates.
     """
     from course_lib.generation import generate
 
@@ -200,6 +218,5 @@ def generate_call(model, tokenizer, prompt: str, grammar: ToolCallGrammar, max_n
     out = generate(model, ids, max_new_tokens, logits_processor=grammar.processor(), stop_tokens=[eos],
                    pad_token_id=eos, **kwargs)[0, ids.shape[1]:].tolist()
     if eos not in out:
-        text = tokenizer.decode(out)
-        raise ValueError(f"max_new_tokens={max_new_tokens} ended the call before it closed: {text!r}")
+        raise ValueError(f"max_new_tokens={max_new_tokens} ended the call before it closed: {tokenizer.decode(out)!r}")
     return tokenizer.decode(out[:out.index(eos)])
