@@ -21,6 +21,13 @@ from course_lib.agent.schema import validate_call
 from course_lib.generation import generate
 
 N_PROMPTS = 24
+SHOWN = (tool_calls.SYSTEM + ' Tools: weather(city), convert(amount, from, to), timer(minutes). Reply only with JSON '
+         'like {"tool": "timer", "args": {"minutes": 5}}')  # the format spelled out: the prompting baseline
+
+
+def shown_prompt(request: str) -> str:
+    """The task prompt with the call format and argument names spelled out in the system message."""
+    return pretrained.smollm2_chat_prompt([{"role": "system", "content": SHOWN}, {"role": "user", "content": request}])
 
 
 def _grammar(tokenizer) -> ToolCallGrammar:
@@ -35,10 +42,9 @@ def _valid(reply: str) -> bool:
     return validate_call(call, tool_calls.SCHEMAS, "tool", "args") == []
 
 
-def call_rates(model, tokenizer, grammar: ToolCallGrammar | None, examples) -> dict:
+def call_rates(model, tokenizer, grammar: ToolCallGrammar | None, examples, prompt=tool_calls.prompt) -> dict:
     """Valid-call rate, exact-format rate and argument accuracy of greedy replies (batched)."""
-    replies = generate_calls(model, tokenizer, [tool_calls.prompt(ex.request) for ex in examples], grammar,
-                             max_new_tokens=40)
+    replies = generate_calls(model, tokenizer, [prompt(ex.request) for ex in examples], grammar, max_new_tokens=40)
     scores = tool_calls.score(replies, examples)
     return {"valid": sum(map(_valid, replies)) / len(replies), "format": scores["format"],
             "accuracy": scores["accuracy"], "replies": replies}
@@ -61,26 +67,39 @@ def constrained_overhead() -> BenchResult:
     cold_s = time.perf_counter() - t0
     times = interleaved({"constrained": constrained, "free": lambda: generate(model, ids, n)}, rounds=5, warmup=1)
     per_c, per_f = times["constrained"] / n, times["free"] / n
+    full, logits = constrained(), torch.zeros(1, grammar.masks.size)
+
+    def replay():  # the logits processor alone, fed the same tokens
+        processor = grammar.processor()
+        for t in range(ids.shape[1], full.shape[1]):
+            processor(full[:, :t], logits)
+
+    per_p = interleaved({"processor": replay}, rounds=5, warmup=1)["processor"] / n
     print(f"  constrained {per_c * 1e3:.1f} ms/token, unconstrained {per_f * 1e3:.1f} ms/token, "
-          f"ratio {per_c / per_f:.3f}; cold first call {cold_s / n * 1e3:.1f} ms/token; grammar build {build_s:.2f} s")
+          f"ratio {per_c / per_f:.3f}; processor alone {per_p * 1e3:.2f} ms/token; cold first call {cold_s / n * 1e3:.1f} ms/token; grammar build {build_s:.2f} s")
     return BenchResult(per_c, per_f, "s/token", higher_is_better=False, reference_name="unconstrained greedy, same tokens",
                        notes="warm mask cache; ratio < 1 means overhead",
-                       extra={"tokens": n, "cold_s_per_token": cold_s / n, "grammar_build_s": build_s,
-                              "cached_states": len(grammar.masks._masks)})
+                       extra={"tokens": n, "processor_s_per_token": per_p, "cold_s_per_token": cold_s / n, "grammar_build_s": build_s,
+                              "cached_states": grammar.masks.cached_states})
 
 
 @benchmark("agent: valid-call rate, constrained vs unconstrained (SmolLM2, 24 tool-call test requests)")
 def valid_call_rate() -> BenchResult:
     model, tokenizer = pretrained.smollm2(), pretrained.smollm2_tokenizer()
     examples = tool_calls.load("test")[:N_PROMPTS]
-    free = call_rates(model, tokenizer, None, examples)
-    constrained = call_rates(model, tokenizer, _grammar(tokenizer), examples)
-    print("  | decoding | valid call (parses + schema) | exact format | argument accuracy |")
-    print("  |---|---|---|---|")
-    for name, r in (("unconstrained greedy", free), ("constrained greedy", constrained)):
-        print(f"  | {name} | {r['valid']:.0%} | {r['format']:.0%} | {r['accuracy']:.0%} |")
-    print("  first replies:", [r[:60] for r in free["replies"][:2]], constrained["replies"][:2])
+    grammar = _grammar(tokenizer)
+    rows = {(p, g): call_rates(model, tokenizer, grammar if g else None, examples, prompt)
+            for p, prompt in (("task prompt", tool_calls.prompt), ("format shown", shown_prompt))
+            for g in (False, True)}
+    print("  | prompt | decoding | valid call (parses + schema) | exact format | argument accuracy |")
+    print("  |---|---|---|---|---|")
+    for (p, g), r in rows.items():
+        print(f"  | {p} | {'constrained' if g else 'unconstrained'} greedy | {r['valid']:.0%} | {r['format']:.0%} "
+              f"| {r['accuracy']:.0%} |")
+    print("  unconstrained replies:", [r[:50] for r in rows["format shown", False]["replies"][:3]])
+    constrained, free = rows["format shown", True], rows["format shown", False]
     return BenchResult(constrained["valid"], free["valid"], "valid-call rate", higher_is_better=True,
-                       reference_name="unconstrained greedy", notes=f"{len(examples)} prompts, max 40 new tokens",
-                       extra={k: {m: r[m] for m in ("valid", "format", "accuracy")}
-                              for k, r in (("unconstrained", free), ("constrained", constrained))})
+                       reference_name="unconstrained greedy, format shown in the prompt",
+                       notes=f"{len(examples)} prompts, max 40 new tokens",
+                       extra={f"{p}, {'constrained' if g else 'unconstrained'}": {m: r[m] for m in ("valid", "format", "accuracy")}
+                              for (p, g), r in rows.items()})

@@ -115,6 +115,11 @@ class TokenMasks:
             self._masks[sid] = cached
         return cached
 
+    @property
+    def cached_states(self) -> int:
+        """How many automaton states have a mask computed so far."""
+        return len(self._masks)
+
     def _canonical(self, sid: int) -> int | None:
         """The first token of the tokenizer's encoding of the forced bytes at ``sid`` (None: nothing forced)."""
         forced = self.automaton.forced(sid) if self.encode is not None else b""
