@@ -21,13 +21,16 @@ from course_lib.agent.schema import validate_call
 from course_lib.generation import generate
 
 N_PROMPTS = 24
-SHOWN = (tool_calls.SYSTEM + ' Tools: weather(city), convert(amount, from, to), timer(minutes). Reply only with JSON '
-         'like {"tool": "timer", "args": {"minutes": 5}}')  # the format spelled out: the prompting baseline
 
 
-def shown_prompt(request: str) -> str:
-    """The task prompt with the call format and argument names spelled out in the system message."""
-    return pretrained.smollm2_chat_prompt([{"role": "system", "content": SHOWN}, {"role": "user", "content": request}])
+def few_shot_prompt(request: str) -> str:
+    """The task prompt after three worked turns (one per tool, from the train split): the prompting baseline."""
+    train = tool_calls.load("train")
+    messages = [{"role": "system", "content": tool_calls.SYSTEM}]
+    for tool in tool_calls.TOOLS:
+        ex = next(e for e in train if e.call["tool"] == tool)
+        messages += [{"role": "user", "content": ex.request}, {"role": "assistant", "content": ex.answer}]
+    return pretrained.smollm2_chat_prompt(messages + [{"role": "user", "content": request}])
 
 
 def _grammar(tokenizer) -> ToolCallGrammar:
@@ -89,17 +92,17 @@ def valid_call_rate() -> BenchResult:
     examples = tool_calls.load("test")[:N_PROMPTS]
     grammar = _grammar(tokenizer)
     rows = {(p, g): call_rates(model, tokenizer, grammar if g else None, examples, prompt)
-            for p, prompt in (("task prompt", tool_calls.prompt), ("format shown", shown_prompt))
+            for p, prompt in (("task prompt", tool_calls.prompt), ("3-shot", few_shot_prompt))
             for g in (False, True)}
     print("  | prompt | decoding | valid call (parses + schema) | exact format | argument accuracy |")
     print("  |---|---|---|---|---|")
     for (p, g), r in rows.items():
         print(f"  | {p} | {'constrained' if g else 'unconstrained'} greedy | {r['valid']:.0%} | {r['format']:.0%} "
               f"| {r['accuracy']:.0%} |")
-    print("  unconstrained replies:", [r[:50] for r in rows["format shown", False]["replies"][:3]])
-    constrained, free = rows["format shown", True], rows["format shown", False]
+    print("  unconstrained replies:", [r[:50] for r in rows["3-shot", False]["replies"][:3]])
+    constrained, free = rows["3-shot", True], rows["3-shot", False]
     return BenchResult(constrained["valid"], free["valid"], "valid-call rate", higher_is_better=True,
-                       reference_name="unconstrained greedy, format shown in the prompt",
+                       reference_name="unconstrained greedy, 3-shot prompt",
                        notes=f"{len(examples)} prompts, max 40 new tokens",
                        extra={f"{p}, {'constrained' if g else 'unconstrained'}": {m: r[m] for m in ("valid", "format", "accuracy")}
                               for (p, g), r in rows.items()})
