@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("methods", ("course_lib.training", "course_lib.seq2seq")),
     ("checkpoints", ("course_lib.weights", "course_lib.pretrained")),
     ("tasks", ("course_lib.tasks", "course_lib.tool_calls")),
-    ("applications", ("course_lib.peft", "course_lib.embedding", "course_lib.vectordb", "course_lib.rag",
+    ("applications", ("course_lib.chat", "course_lib.peft", "course_lib.embedding", "course_lib.vectordb", "course_lib.rag",
                       "course_lib.agent", "course_lib.chains", "course_lib.serving", "course_lib.distributed")),
     ("viz", ("course_lib.viz",)),
     ("course", ("course_lib.figures", "course_lib.course_map", "course_lib.config", "course_lib.exercises",
