@@ -1,1 +1,1 @@
-"""Agents (chapter 10): tools, a sandbox, constrained decoding, ReAct, function calling and an AutoGPT-style loop."""
+"""Agents: tools, a Python sandbox, function calling, constrained decoding and the agent loops."""

@@ -1,0 +1,270 @@
+"""Run untrusted Python in a separate, limited process: the agent's ``python`` tool.
+
+``run_python(code)`` writes ``code`` to ``main.py`` in a fresh temporary directory and runs it with
+``sys.executable -I`` (isolated mode: no ``PYTHON*`` variables, no user site, no script dir tricks)
+inside these fences:
+
+- resource limits set in the child (``setrlimit``): CPU seconds (``RLIMIT_CPU``), address space
+  (``RLIMIT_AS``), size of any written file (``RLIMIT_FSIZE``), processes (``RLIMIT_NPROC``), open
+  files (``RLIMIT_NOFILE``), no core dumps;
+- a wall-clock timeout that SIGKILLs the whole process group (``start_new_session``);
+- a scrubbed environment (``PATH``, ``LANG``, ``HOME``/``TMPDIR`` = the work dir, nothing else);
+- a throw-away working directory, removed afterwards (on the private ``/tmp`` below when there is one);
+- an output cap: stdout and stderr are read incrementally and the run is killed past the cap;
+- Linux namespaces through ``unshare`` where the OS allows them: a network namespace (only a downed
+  loopback: no network), a PID namespace (when its first process dies the kernel kills every
+  process in it, even ones that left the process group with ``setsid``) and a mount namespace with
+  fresh, size-limited tmpfs over the world-writable directories (``/tmp``, ``/var/tmp``,
+  ``/dev/shm``, ``/run/lock``): what the child writes there never reaches the host's disk;
+- as root: the child drops to ``nobody`` (no writes to root-owned files, and ``RLIMIT_NPROC``
+  applies, which it never does to uid 0) with ``no_new_privs`` set.
+
+A small supervisor (``sandbox_boot.py``: the first process, PID 1 of the namespace) sets up the
+mounts, forks the child and reports how it ended on a private pipe.
+See ``LIMITS`` for what this does not protect against. Needs POSIX (``resource``); namespaces and
+the uid drop are Linux-only and are skipped, with the reason in ``isolation().notes``, elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+LIMITS = """\
+What the sandbox does NOT protect against:
+- kernel bugs: the child shares the host kernel; a kernel exploit escapes every fence here;
+- side channels (timing, caches, Spectre-style leaks) and CPU/memory-bandwidth contention: the
+  child competes for the same cores while it runs (RLIMIT_CPU bounds the total, not the share);
+- reading files: everything world-readable stays readable (/etc, the course's code and data);
+  as root the child keeps CAP_DAC_READ_SEARCH when Python lives under a directory that nobody may
+  enter (e.g. /root/.pyenv), so then it can read EVERY file, secrets included;
+- without a mount namespace, world-writable places (/tmp, /dev/shm): the child can leave files
+  there (each <= the file-size limit); any other world-writable directory stays writable; without
+  a PID namespace a process that calls setsid() can outlive the run;
+- as your own (non-root) user: the child may write your files and read /proc/<pid>/environ of
+  your processes; only the root path drops to another uid;
+- RLIMIT_AS bounds virtual memory per process, not the total of many processes, and RLIMIT_NPROC
+  counts every process of the user (shared between concurrent sandboxes run as nobody);
+- without a network namespace (unshare refused) the child can open sockets like any process;
+- resource exhaustion of the machine inside the limits (memory of the private tmpfs counts against
+  the host's RAM; without it, disk filled file by file up to the file-size limit).
+"""
+
+NOBODY = "nobody"
+CAP_DAC_READ_SEARCH = 2
+
+BOOT = Path(__file__).with_name("sandbox_boot.py")  # the supervisor script
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The fences of one run (defaults: quick enough for tests and a CPU-only notebook)."""
+
+    cpu_s: int = 2              # RLIMIT_CPU: CPU seconds, then SIGXCPU (SIGKILL one second later)
+    wall_s: float = 5.0         # wall-clock timeout; the whole process group is killed
+    memory_mb: int = 512        # RLIMIT_AS: address space of each process
+    file_mb: int = 16           # RLIMIT_FSIZE: largest file the child may write (SIGXFSZ past it)
+    max_processes: int = 16     # RLIMIT_NPROC: processes beyond those the user already runs
+    max_open_files: int = 64    # RLIMIT_NOFILE
+    output_bytes: int = 64_000  # stdout + stderr kept; the run is killed past this
+    tmp_mb: int = 64            # size of each private tmpfs (/tmp, /var/tmp, /dev/shm) where mounts are allowed
+
+    def __post_init__(self):
+        for name in ("cpu_s", "memory_mb", "file_mb", "max_processes", "max_open_files", "output_bytes", "tmp_mb"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if not isinstance(self.wall_s, (int, float)) or self.wall_s <= 0:
+            raise ValueError(f"wall_s must be a positive number of seconds, got {self.wall_s!r}")
+
+    def rlimits(self) -> list[tuple[str, int]]:
+        mb = 1 << 20
+        return [("RLIMIT_CPU", self.cpu_s), ("RLIMIT_AS", self.memory_mb * mb), ("RLIMIT_FSIZE", self.file_mb * mb),
+                ("RLIMIT_NPROC", self.max_processes), ("RLIMIT_NOFILE", self.max_open_files), ("RLIMIT_CORE", 0)]
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """How a run ended. ``killed_reason`` is None for a normal exit (any exit code)."""
+
+    stdout: str
+    stderr: str
+    exit_code: int | None   # the child's exit status; -N when signal N ended it; None if it never reported
+    timed_out: bool         # the wall-clock timeout fired
+    killed_reason: str | None
+    elapsed_s: float
+    truncated: bool         # output went past the cap (the run was killed)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and self.killed_reason is None
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What this machine allows, detected once (``isolation()``)."""
+
+    prefix: tuple[str, ...]  # the unshare command put in front of Python (empty: none)
+    network: bool            # a network namespace: no network at all
+    pid_namespace: bool      # a PID namespace: killing its first process kills every process in it
+    private_tmp: bool        # a mount namespace with fresh tmpfs over /tmp, /var/tmp, /dev/shm, /run/lock
+    uid: int | None          # the uid the child drops to (as root), else None
+    gid: int | None          # and its group
+    nproc_enforced: bool     # RLIMIT_NPROC applies (never to uid 0)
+    keep_caps: int           # capability mask the dropped child keeps (CAP_DAC_READ_SEARCH or 0)
+    notes: tuple[str, ...]   # why a fence is missing or weaker, in words
+
+
+def _searchable_by_others(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o001 for p in [path, *path.parents] if p.is_dir())
+
+
+@cache
+def isolation() -> Isolation:
+    """Probe ``unshare`` (net + mount + pid namespaces, then net + pid, then net) and the uid drop; cached."""
+    notes: list[str] = []
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    prefix, net, pid, tmp = (), False, False, False
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        notes.append(f"no namespaces (network, PID, mount): need Linux and unshare (platform {sys.platform})")
+    else:
+        user = () if root else ("--user", "--map-root-user")  # unprivileged: a user namespace first
+        pid_ns = ("--pid", "--fork", "--kill-child")
+        for extra, test in ((("--mount", *pid_ns), ("mount", "-t", "tmpfs", "tmpfs", "/tmp")), (pid_ns, ("true",)),
+                            ((), ("true",))):
+            cmd = ("unshare", *user, "--net", *extra)
+            probe = subprocess.run([*cmd, *test], capture_output=True, text=True, timeout=10)
+            if probe.returncode == 0:
+                prefix, net, pid, tmp = cmd, True, "--pid" in extra, "--mount" in extra
+                break
+            notes.append(f"{' '.join(cmd)} refused: {probe.stderr.strip() or probe.returncode}")
+        if not net:
+            notes.append("no network namespace: the child can use the network like any process")
+        if not pid:
+            notes.append("no PID namespace: a child that calls setsid() can outlive the run")
+        if not tmp:
+            notes.append("no private /tmp: the child can leave files in /tmp, /var/tmp, /dev/shm")
+    uid = gid = None
+    keep = 0  # capabilities the dropped child keeps
+    if root:
+        try:
+            entry = pwd.getpwnam(NOBODY)
+            uid, gid = entry.pw_uid, entry.pw_gid
+        except KeyError:
+            uid, gid = 65534, 65534
+        python = Path(sys.executable).resolve()
+        if not all(_searchable_by_others(Path(p)) for p in (python.parent, sys.prefix, sys.base_prefix)):
+            keep = 1 << CAP_DAC_READ_SEARCH
+            notes.append(f"Python lives where {NOBODY} may not enter ({python}): the child keeps "
+                         "CAP_DAC_READ_SEARCH and can READ every file on the machine (it still cannot write them)")
+    nproc = uid is not None or not root
+    return Isolation(prefix, net, pid, tmp, uid, gid, nproc, keep, tuple(notes))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run_python(code: str, limits: Limits | None = None) -> SandboxResult:
+    """Run ``code`` as ``main.py`` in a fresh directory under ``limits``; never raises for what the code does."""
+    if not isinstance(code, str):
+        raise TypeError(f"code must be a str of Python source, got {type(code).__name__}")
+    limits = limits or Limits()
+    iso = isolation()
+    work = Path(tempfile.mkdtemp(prefix="course_sandbox_"))
+    read_fd, write_fd = os.pipe()
+    try:
+        (work / "main.py").write_text(code, encoding="utf-8")
+        if iso.uid is not None:
+            os.chown(work, iso.uid, iso.gid)
+        cfg = {"status_fd": write_fd, "uid": iso.uid, "gid": iso.gid, "keep_caps": iso.keep_caps,
+               "rlimits": limits.rlimits(), "cwd": str(work),
+               "tmp_mb": limits.tmp_mb if iso.private_tmp else 0}
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
+        start = time.perf_counter()
+        proc = subprocess.Popen([*iso.prefix, sys.executable, "-I", str(BOOT), json.dumps(cfg)], cwd=work, env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                pass_fds=(write_fd,), start_new_session=True)
+        os.close(write_fd)
+        write_fd = -1
+        out, err, truncated, timed_out = _collect(proc, limits, start)
+        if not (truncated or timed_out):  # both pipes closed: the child normally has ended too
+            try:
+                proc.wait(timeout=max(0.0, limits.wall_s - (time.perf_counter() - start)))
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        _kill_group(proc)  # stragglers (background children) go too
+        proc.wait()
+        elapsed = time.perf_counter() - start
+        os.set_blocking(read_fd, False)
+        try:
+            report = os.read(read_fd, 256)
+        except BlockingIOError:  # the supervisor was killed before it could report
+            report = b""
+    finally:
+        os.close(read_fd)
+        if write_fd >= 0:
+            os.close(write_fd)
+        shutil.rmtree(work, ignore_errors=True)
+    ended = json.loads(report) if report else {}
+    exit_code = -ended["signal"] if "signal" in ended else ended.get("exit")
+    if timed_out:
+        reason = f"wall-clock timeout after {limits.wall_s:g} s"
+    elif truncated:
+        reason = f"output over {limits.output_bytes} bytes"
+    elif exit_code is not None and exit_code < 0:
+        reason = f"signal {signal.Signals(-exit_code).name}"
+    elif exit_code is None:
+        reason = f"supervisor ended with {proc.returncode}"
+    else:
+        reason = None
+    return SandboxResult(out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), exit_code, timed_out, reason,
+                         elapsed, truncated)
+
+
+def _collect(proc: subprocess.Popen, limits: Limits, start: float) -> tuple[bytes, bytes, bool, bool]:
+    """Read stdout/stderr as they come, keeping at most ``output_bytes`` in all; kill on cap or timeout."""
+    bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    sel = selectors.DefaultSelector()
+    for stream in bufs:
+        sel.register(stream, selectors.EVENT_READ)
+    kept = 0
+    truncated = timed_out = False
+    while sel.get_map():
+        left = limits.wall_s - (time.perf_counter() - start)
+        if left <= 0:
+            timed_out = True
+            break
+        for key, _ in sel.select(timeout=min(left, 0.5)):
+            chunk = os.read(key.fd, 65536)
+            if not chunk:
+                sel.unregister(key.fileobj)
+                continue
+            room = limits.output_bytes - kept
+            bufs[key.fileobj] += chunk[:room]
+            kept += min(len(chunk), room)
+            if len(chunk) > room:
+                truncated = True
+        if truncated:
+            break
+        if proc.poll() is not None and sel.get_map():
+            _kill_group(proc)  # the main process is gone: background children must not hold the pipes open
+    if truncated or timed_out:
+        _kill_group(proc)
+    sel.close()
+    proc.stdout.close()
+    proc.stderr.close()
+    return bytes(bufs[proc.stdout]), bytes(bufs[proc.stderr]), truncated, timed_out
