@@ -184,8 +184,9 @@ def _context_window(model) -> int | None:
 def generate_tokens(model: Decoder, input_ids: torch.Tensor, max_new_tokens: int,
                     attention_mask: torch.Tensor | None = None, temperature: float = 0.0, top_k: int | None = None,
                     top_p: float | None = None, repetition_penalty: float = 1.0, stop_tokens: Iterable[int] = (),
-                    use_cache: bool = True, pad_token_id: int = 0,
-                    generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+                    use_cache: bool = True, pad_token_id: int = 0, generator: torch.Generator | None = None,
+                    logits_processor: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                    ) -> Iterator[torch.Tensor]:
     """Yield the next tokens ``(B,)`` step by step; see :func:`generate` for the arguments.
 
     Rows that have produced a stop token get ``pad_token_id`` afterwards; the loop ends when every
@@ -222,6 +223,8 @@ def generate_tokens(model: Decoder, input_ids: torch.Tensor, max_new_tokens: int
                 logits, _ = model.decode_step(ids, None, mask)
             if repetition_penalty != 1.0:
                 logits = apply_repetition_penalty(logits, ids, repetition_penalty)
+            if logits_processor is not None:
+                logits = logits_processor(ids, logits)  # (B, V), e.g. a grammar mask
             token = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B,)
             if stop.numel():
                 token = torch.where(done, torch.full_like(token, pad_token_id), token)
@@ -243,7 +246,10 @@ def generate(model: Decoder, input_ids: torch.Tensor, max_new_tokens: int, **kwa
     different lengths), ``temperature`` (0 = greedy, the default), ``top_k``, ``top_p``,
     ``repetition_penalty`` (1 = off), ``stop_tokens`` (ids that end a row, kept in the output),
     ``use_cache`` (KV cache, default True; False recomputes the whole sequence every step),
-    ``pad_token_id`` (written after a row stopped), ``generator`` (a seeded ``torch.Generator``).
+    ``pad_token_id`` (written after a row stopped), ``generator`` (a seeded ``torch.Generator``),
+    ``logits_processor`` (``f(ids (B, T + t), logits (B, V)) -> logits``, HF's ``LogitsProcessor``
+    convention, applied after the repetition penalty and before sampling: constrained decoding
+    masks logits here, ``course_lib.agent.constrained``).
     """
     steps = [t[:, None] for t in generate_tokens(model, input_ids, max_new_tokens, **kwargs)]
     return torch.cat([input_ids, *steps], dim=1)

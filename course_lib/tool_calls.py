@@ -22,6 +22,18 @@ import torch
 
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "tool_calls.jsonl"
 TOOLS = {"weather": ("city",), "convert": ("amount", "from", "to"), "timer": ("minutes",)}
+CURRENCIES = ("USD", "EUR", "JPY", "GBP", "CNY", "CHF", "CAD", "AUD")
+
+
+def _args(properties: dict) -> dict:
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+# each tool's "args" as a JSON Schema (the agent chapter validates calls and constrains decoding with it)
+SCHEMAS = {"weather": _args({"city": {"type": "string", "minLength": 1}}),
+           "convert": _args({"amount": {"type": "number", "minimum": 0}, "from": {"enum": list(CURRENCIES)},
+                             "to": {"enum": list(CURRENCIES)}}),
+           "timer": _args({"minutes": {"type": "integer", "minimum": 1, "maximum": 1440}})}
 SYSTEM = "Answer with one JSON tool call: weather, convert or timer."  # short: every token costs CPU time
 
 

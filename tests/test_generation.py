@@ -120,6 +120,19 @@ def test_stop_tokens_and_padding_after_stop(smollm2, smollm2_bpe):
     assert new[-1] == 2 and 2 not in new[:-1] and len(new) < 40
 
 
+def test_logits_processor_equals_hf(smollm2, hf_smollm2, smollm2_bpe):
+    def no_even_ids(input_ids, scores):  # changes every greedy choice the model would make on its own
+        return scores.masked_fill(torch.arange(scores.shape[-1]) % 2 == 0, float("-inf"))
+
+    ids = torch.tensor([smollm2_bpe.encode("The capital of France is")])
+    with torch.no_grad():
+        ref = hf_smollm2.generate(ids, max_new_tokens=10, do_sample=False, min_new_tokens=10,
+                                  attention_mask=torch.ones_like(ids), logits_processor=[no_even_ids])
+    ours = generate(smollm2, ids, 10, logits_processor=no_even_ids)
+    assert ours.tolist() == ref.tolist()
+    assert all(t % 2 == 1 for t in ours[0, ids.shape[1]:].tolist())
+
+
 def test_repetition_penalty_reduces_repeats(smollm2, smollm2_bpe):
     ids = torch.tensor([smollm2_bpe.encode("one, one, one, one, one, one")])
     plain = generate(smollm2, ids, 8)[0, ids.shape[1]:].tolist()
