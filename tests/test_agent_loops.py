@@ -1,13 +1,7 @@
-"""Agent loops driven by scripted model replies: parsing, dispatch, error handling, caps, budgets, memory.
-
-The tools here are small local stand-ins with the interface of ``course_lib.agent.tools.Tool``
-(name, description, JSON-Schema parameters, function): the loops must work with any such object.
-"""
+"""Agent loops driven by scripted model replies: parsing, dispatch, error handling, caps, budgets, memory."""
 
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 import numpy as np
@@ -17,30 +11,23 @@ from openai.types.chat import ChatCompletionMessageParam
 from pydantic import TypeAdapter
 
 from course_lib.agent.autogpt import AutoGPTAgent
-from course_lib.agent.dispatch import argument_errors, openai_tools, run_tool, tool_map
+from course_lib.agent.dispatch import as_registry, run_tool
 from course_lib.agent.function_calling import FunctionCallingAgent, failed_call_reason
 from course_lib.agent.memory import AgentMemory
 from course_lib.agent.react import FORMAT_HELP, ReActAgent, ReActParse, arguments_from_text, parse_react
+from course_lib.agent.tools import Tool, ToolRegistry
 from course_lib.chat import ChatReply, OpenAIChatModel, ScriptedChatModel, ToolCall
-
-
-@dataclass
-class Tool:  # stand-in with the attributes the loops use
-    name: str
-    description: str
-    parameters: dict
-    function: Callable
 
 
 def _obj(**props):
     return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
 
-ADD = Tool("add", "Add two numbers.", _obj(a={"type": "number"}, b={"type": "number"}), lambda a, b: a + b)
+ADD = Tool("add", "Add two numbers.", _obj(a={"type": "number"}, b={"type": "number"}), lambda a, b: f"{a + b:g}")
 UPPER = Tool("upper", "Upper-case a text.", _obj(text={"type": "string"}), lambda text: text.upper())
 BOOM = Tool("boom", "Always fails.", _obj(), lambda: 1 / 0)
-HANG = Tool("hang", "Never returns in time.", _obj(), lambda: time.sleep(1.0))  # longer than the tests' time-outs
-TOOLS = [ADD, UPPER, BOOM, HANG]
+HANG = Tool("hang", "Never returns in time.", _obj(), lambda: time.sleep(1.0), timeout_s=0.1)
+TOOLS = ToolRegistry([ADD, UPPER, BOOM, HANG])
 MESSAGES = TypeAdapter(list[ChatCompletionMessageParam])
 
 
@@ -87,32 +74,33 @@ def test_arguments_from_text():
 # ---------------------------------------------------------------- dispatch
 
 def test_run_tool_turns_every_failure_into_an_observation():
-    assert run_tool(TOOLS, "add", {"a": 2, "b": 3}).observation == "5"
-    r = run_tool(TOOLS, "nope", {})
-    assert not r.ok and r.observation == "Error: unknown tool 'nope'. Available tools: add, upper, boom, hang."
-    r = run_tool(TOOLS, "add", {"a": "2"})
-    assert not r.ok and "invalid arguments for add" in r.observation and "'b' is a required property" in r.observation
-    assert "'2' is not of type 'number'" in r.observation
-    r = run_tool(TOOLS, "boom", {})
-    assert not r.ok and r.observation == "Error: tool boom failed: ZeroDivisionError: division by zero"
-    t0 = time.perf_counter()
-    r = run_tool(TOOLS, "hang", {}, timeout=0.2)
-    assert not r.ok and "timed out" in r.observation and time.perf_counter() - t0 < 2
-    long = run_tool([Tool("big", "", _obj(), lambda: "x" * 5000)], "big", {}, max_chars=100).observation
-    assert long.startswith("x" * 100) and long.endswith("[cut 4900 characters]")
+    cases = [("add", {"a": 2, "b": 3}, True, "5"),
+             ("add", '{"a": 2, "b": 3}', True, "5"),                      # OpenAI's arguments string
+             ("nope", {}, False, "Error: unknown tool 'nope'; available tools: add, upper, boom, hang"),
+             ("add", {"a": 2}, False, "Error: add: arguments fail the schema at the arguments object: "
+                                      "'b' is a required property"),
+             ("add", "{bad", False, "Error: add: arguments are not valid JSON: Expecting property name "
+                                    "enclosed in double quotes at position 1"),
+             ("boom", {}, False, "Error: boom: ZeroDivisionError: division by zero"),
+             ("hang", {}, False, "Error: hang: no answer within 0.1 s (timed out)")]
+    for name, arguments, ok, observation in cases:
+        result = run_tool(TOOLS, name, arguments)
+        assert (result.ok, result.observation) == (ok, observation), name
+    assert 0.1 <= run_tool(TOOLS, "hang", {}).seconds < 2
+    big = as_registry([Tool("big", "Long output.", _obj(), lambda: "x" * 5000)])
+    long = run_tool(big, "big", {}, max_chars=100).observation
+    assert long == "x" * 100 + "... [cut 4900 characters]"
 
 
-def test_tool_map_accepts_lists_mappings_and_registries():
-    class Registry:
-        tools = {"add": ADD}
-    assert tool_map(Registry()) == tool_map({"add": ADD}) == tool_map([ADD]) == {"add": ADD}
-    with pytest.raises(TypeError, match="a tool needs name, description, parameters and function"):
-        tool_map([object()])
-    with pytest.raises(TypeError, match="tools must be a list of tools"):
-        tool_map("add")
-    assert argument_errors(ADD.parameters, [1]) == ["arguments must be a JSON object, got list"]
-    assert openai_tools([ADD]) == [{"type": "function", "function": {"name": "add", "description": "Add two numbers.",
-                                                                    "parameters": ADD.parameters}}]
+def test_as_registry_accepts_lists_mappings_and_registries():
+    assert as_registry(TOOLS) is TOOLS
+    assert as_registry({"add": ADD}).names == as_registry([ADD]).names == ["add"]
+    with pytest.raises(TypeError, match="tool must be a Tool"):
+        as_registry([object()])
+    with pytest.raises(TypeError, match="tools must be a ToolRegistry, a list of Tool"):
+        as_registry("add")
+    with pytest.raises(ValueError, match="tools must hold at least one Tool"):
+        as_registry([])
 
 
 # ---------------------------------------------------------------- ReAct loop
@@ -139,14 +127,14 @@ def test_react_bad_input_becomes_observations_and_the_run_goes_on():
                                "Action: boom\nAction Input: {}",                  # the tool raises
                                "Action: hang\nAction Input: {}",                  # the tool hangs
                                "Final Answer: gave up politely"])
-    trace = ReActAgent(model, TOOLS, max_steps=7, tool_timeout=0.1).run("Test errors")
+    trace = ReActAgent(model, TOOLS, max_steps=7).run("Test errors")
     obs = [s.observation for s in trace.steps]
     assert obs[0] == FORMAT_HELP
     assert obs[1].startswith("Error: unknown tool 'search'")
-    assert obs[2].startswith("Error: invalid arguments for add: arguments: 'b' is a required property")
+    assert obs[2].startswith("Error: add: arguments fail the schema at the arguments object: 'b' is a required")
     assert obs[3].startswith("Error: Action Input must be a JSON object")
-    assert obs[4] == "Error: tool boom failed: ZeroDivisionError: division by zero"
-    assert obs[5].startswith("Error: tool hang timed out")
+    assert obs[4] == "Error: boom: ZeroDivisionError: division by zero"
+    assert obs[5] == "Error: hang: no answer within 0.1 s (timed out)"
     assert [s.kind for s in trace.steps] == ["error"] * 6 + ["final"]
     assert trace.answer == "gave up politely"
     assert all(req["messages"][-1]["content"].startswith(("Observation: Error", "Question"))
@@ -174,9 +162,9 @@ def test_react_token_budget_stops_before_the_next_call_and_caps_max_tokens():
 
 
 def test_react_rejects_bad_settings():
-    with pytest.raises(ValueError, match="max_steps must be a positive int"):
+    with pytest.raises(ValueError, match="ReActAgent.max_steps must be a positive int"):
         ReActAgent(ScriptedChatModel([]), TOOLS, max_steps=0)
-    with pytest.raises(ValueError, match="token_budget must be a positive int or None"):
+    with pytest.raises(ValueError, match="ReActAgent.token_budget must be a positive int"):
         ReActAgent(ScriptedChatModel([]), TOOLS, token_budget=-1)
     with pytest.raises(ValueError, match="question must be a non-empty string"):
         ReActAgent(ScriptedChatModel([]), TOOLS).run("  ")
@@ -203,10 +191,10 @@ def test_function_calling_messages_follow_the_openai_types():
     tool_msgs = [m for m in trace.messages if m["role"] == "tool"]
     assert [m["tool_call_id"] for m in tool_msgs] == ["call_1", "call_2", "call_3", "call_4"]
     assert [m["content"] for m in tool_msgs[:2]] == ["5", "HI"]
-    assert tool_msgs[2]["content"].startswith("Error: invalid arguments for add")
+    assert tool_msgs[2]["content"].startswith("Error: add: arguments fail the schema at ")
     assert tool_msgs[3]["content"].startswith("Error: unknown tool 'nope'")
     assert json.loads(trace.messages[2]["tool_calls"][0]["function"]["arguments"]) == {"a": 2, "b": 3}
-    assert model.requests[0]["tools"] == openai_tools(TOOLS)
+    assert model.requests[0]["tools"] == TOOLS.to_openai()
     assert [s.tokens for s in trace.steps] == [70, 0, 0, 0, 98]    # a model call's tokens counted once
 
 
@@ -313,6 +301,6 @@ def test_autogpt_stops_on_repeats_caps_and_budget():
     trace = AutoGPTAgent(model, TOOLS, AgentMemory(bag_of_words), token_budget=100, max_repeats=9).run("spend")
     assert trace.stop_reason == "budget" and len(model.requests) == 2
     with pytest.raises(ValueError, match="'finish' is the loop's own stop command"):
-        AutoGPTAgent(model, [Tool("finish", "", _obj(), lambda: 0)], AgentMemory(bag_of_words))
+        AutoGPTAgent(model, [Tool("finish", "Stops.", _obj(), lambda: "0")], AgentMemory(bag_of_words))
     with pytest.raises(TypeError, match="memory must be an AgentMemory"):
         AutoGPTAgent(model, TOOLS, memory=[])

@@ -24,10 +24,18 @@ from __future__ import annotations
 import json
 import time
 
-from course_lib.agent.dispatch import describe_tools, run_tool, tool_map
+from course_lib.agent.dispatch import (
+    as_registry,
+    check_limits,
+    describe_tools,
+    next_max_tokens,
+    run_tool,
+    usage_tokens,
+)
 from course_lib.agent.jsonreply import parse_json_reply
 from course_lib.agent.memory import AgentMemory
 from course_lib.agent.trace import Step, Trace
+from course_lib.checks import check_positive_ints
 
 FINISH = "finish"
 AUTOGPT_PROMPT = """You are an autonomous agent. Your goal: {goal}
@@ -58,24 +66,20 @@ class AutoGPTAgent:
     """Pursue ``goal`` with ``tools``; see the module docstring for the loop and its stop conditions."""
 
     def __init__(self, model, tools, memory: AgentMemory, *, max_steps: int = 6, token_budget: int | None = None,
-                 max_tokens: int = 160, memories: int = 3, max_repeats: int = 3, tool_timeout: float = 10.0,
+                 max_tokens: int = 160, memories: int = 3, max_repeats: int = 3,
                  temperature: float = 0.0):
-        for name, value in (("max_steps", max_steps), ("max_tokens", max_tokens), ("max_repeats", max_repeats)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
         if isinstance(memories, bool) or not isinstance(memories, int) or memories < 0:
             raise ValueError(f"memories must be a non-negative int, got {memories!r}")
-        if token_budget is not None and (isinstance(token_budget, bool) or not isinstance(token_budget, int)
-                                         or token_budget < 1):
-            raise ValueError(f"token_budget must be a positive int or None, got {token_budget!r}")
         if not isinstance(memory, AgentMemory):
             raise TypeError(f"memory must be an AgentMemory, got {type(memory).__name__}")
-        self.model, self.tools, self.memory = model, tool_map(tools), memory
+        self.model, self.tools, self.memory = model, as_registry(tools), memory
         if FINISH in self.tools:
             raise ValueError(f"{FINISH!r} is the loop's own stop command; rename that tool")
         self.max_steps, self.token_budget, self.max_tokens = max_steps, token_budget, max_tokens
         self.memories, self.max_repeats = memories, max_repeats
-        self.tool_timeout, self.temperature = tool_timeout, temperature
+        self.temperature = temperature
+        check_limits(self)
+        check_positive_ints(self, "max_repeats")
 
     def prompt(self, goal: str, last: str | None) -> list[dict]:
         """System message (goal, commands, format) and a user turn with relevant memories and the last result."""
@@ -94,18 +98,18 @@ class AutoGPTAgent:
             raise ValueError(f"goal must be a non-empty string, got {goal!r}")
         trace, used, t0, last, history = Trace(goal), 0, time.perf_counter(), None, []
         for index in range(1, self.max_steps + 1):
-            left = None if self.token_budget is None else self.token_budget - used
-            if left is not None and left <= 0:
+            max_tokens = next_max_tokens(self, used)
+            if max_tokens is None:
                 trace.stop_reason = "budget"
                 break
             messages = self.prompt(goal, last)
             start = time.perf_counter() - t0
-            reply = self.model.chat(messages, max_tokens=min(self.max_tokens, left or self.max_tokens),
+            reply = self.model.chat(messages, max_tokens=max_tokens,
                                     temperature=self.temperature)
-            usage = reply.usage or {}
+            prompt_tokens, completion_tokens, total = usage_tokens(reply)
             step = Step(index, "error", start=start, model_seconds=time.perf_counter() - t0 - start,
-                        prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0))
-            used += usage.get("total_tokens", step.tokens)
+                        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            used += total
             trace.messages = messages + [{"role": "assistant", "content": reply.content or ""}]
             trace.steps.append(step)
             obj, how = parse_json_reply(reply.content or "")
@@ -121,7 +125,7 @@ class AutoGPTAgent:
                 trace.answer, trace.stop_reason = step.observation, "final_answer"
                 break
             else:
-                result = run_tool(self.tools, name, args, timeout=self.tool_timeout)
+                result = run_tool(self.tools, name, args)
                 step.kind = "tool" if result.ok else "error"
                 step.action, step.arguments, step.observation = name, args, result.observation
                 step.tool_seconds = result.seconds

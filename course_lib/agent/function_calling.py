@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 
-from course_lib.agent.dispatch import openai_tools, run_tool, tool_map
+from course_lib.agent.dispatch import as_registry, check_limits, next_max_tokens, run_tool, usage_tokens
 from course_lib.agent.trace import Step, Trace
 
 
@@ -47,17 +47,12 @@ class FunctionCallingAgent:
     """Call ``model`` with the tools until it answers without tool calls, at most ``max_steps`` times."""
 
     def __init__(self, model, tools, *, system: str | None = None, max_steps: int = 5,
-                 token_budget: int | None = None, max_tokens: int = 128, tool_timeout: float = 10.0,
+                 token_budget: int | None = None, max_tokens: int = 128,
                  temperature: float = 0.0):
-        for name, value in (("max_steps", max_steps), ("max_tokens", max_tokens)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if token_budget is not None and (isinstance(token_budget, bool) or not isinstance(token_budget, int)
-                                         or token_budget < 1):
-            raise ValueError(f"token_budget must be a positive int or None, got {token_budget!r}")
-        self.model, self.tools, self.system = model, tool_map(tools), system
+        self.model, self.tools, self.system = model, as_registry(tools), system
         self.max_steps, self.token_budget, self.max_tokens = max_steps, token_budget, max_tokens
-        self.tool_timeout, self.temperature = tool_timeout, temperature
+        self.temperature = temperature
+        check_limits(self)
 
     def start(self, task: str | list[dict]) -> list[dict]:
         """The opening messages: optional system message, then the user's task."""
@@ -69,33 +64,33 @@ class FunctionCallingAgent:
 
     def run(self, task: str | list[dict]) -> Trace:
         messages = self.start(task)
-        schemas = openai_tools(self.tools)
+        schemas = self.tools.to_openai()
         trace = Trace(task if isinstance(task, str) else messages[-1].get("content") or "", messages=messages)
         used, t0 = 0, time.perf_counter()
         for index in range(1, self.max_steps + 1):
-            left = None if self.token_budget is None else self.token_budget - used
-            if left is not None and left <= 0:
+            max_tokens = next_max_tokens(self, used)
+            if max_tokens is None:
                 trace.stop_reason = "budget"
                 break
             start = time.perf_counter() - t0
-            reply = self.model.chat(messages, tools=schemas, max_tokens=min(self.max_tokens, left or self.max_tokens),
+            reply = self.model.chat(messages, tools=schemas, max_tokens=max_tokens,
                                     temperature=self.temperature)
             model_seconds = time.perf_counter() - t0 - start
-            usage = reply.usage or {}
-            tokens = {"prompt_tokens": usage.get("prompt_tokens", 0), "completion_tokens": usage.get("completion_tokens", 0)}
-            used += usage.get("total_tokens", sum(tokens.values()))
+            prompt_tokens, completion_tokens, total = usage_tokens(reply)
+            tokens = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
+            used += total
             timing = {"index": index, "start": start, "model_seconds": model_seconds}
             if reply.tool_calls:
                 messages.append(reply.message())
                 for n, call in enumerate(reply.tool_calls):
-                    result = run_tool(self.tools, call.name, call.arguments, timeout=self.tool_timeout)
+                    result = run_tool(self.tools, call.name, call.arguments)
                     messages.append({"role": "tool", "tool_call_id": call.id, "content": result.observation})
                     trace.steps.append(Step(kind="tool" if result.ok else "error", thought=reply.content or "",
                                             action=call.name, arguments=call.arguments, observation=result.observation,
                                             tool_seconds=result.seconds, **timing, **(tokens if n == 0 else {})))
                     timing["model_seconds"] = 0.0  # one model call, shared by its parallel tool calls
                 continue
-            reason = failed_call_reason(reply.content, self.tools)
+            reason = failed_call_reason(reply.content, self.tools.names)
             messages.append({"role": "assistant", "content": reply.content or ""})
             if reason is not None:
                 error = f"Error: {reason}. Call a tool with valid JSON, or answer in plain text."

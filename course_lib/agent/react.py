@@ -25,7 +25,14 @@ import re
 import time
 from dataclasses import dataclass
 
-from course_lib.agent.dispatch import describe_tools, run_tool, tool_map
+from course_lib.agent.dispatch import (
+    as_registry,
+    check_limits,
+    describe_tools,
+    next_max_tokens,
+    run_tool,
+    usage_tokens,
+)
 from course_lib.agent.jsonreply import find_json_object
 from course_lib.agent.trace import Step, Trace
 
@@ -119,19 +126,14 @@ class ReActAgent:
     """
 
     def __init__(self, model, tools, *, max_steps: int = 5, token_budget: int | None = None,
-                 max_tokens: int = 128, tool_timeout: float = 10.0, examples: str = "", temperature: float = 0.0):
-        for name, value in (("max_steps", max_steps), ("max_tokens", max_tokens)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if token_budget is not None and (isinstance(token_budget, bool) or not isinstance(token_budget, int)
-                                         or token_budget < 1):
-            raise ValueError(f"token_budget must be a positive int or None, got {token_budget!r}")
-        self.model, self.tools = model, tool_map(tools)
+                 max_tokens: int = 128, examples: str = "", temperature: float = 0.0):
+        self.model, self.tools = model, as_registry(tools)
         self.max_steps, self.token_budget, self.max_tokens = max_steps, token_budget, max_tokens
-        self.tool_timeout, self.examples, self.temperature = tool_timeout, examples, temperature
+        self.examples, self.temperature = examples, temperature
+        check_limits(self)
 
     def system_prompt(self) -> str:
-        prompt = REACT_PROMPT.format(tools=describe_tools(self.tools), names=", ".join(self.tools))
+        prompt = REACT_PROMPT.format(tools=describe_tools(self.tools), names=", ".join(self.tools.names))
         return prompt + (f"\n\nExample:\n{self.examples.strip()}" if self.examples else "")
 
     def step(self, reply_text: str) -> tuple[Step, bool]:
@@ -142,11 +144,11 @@ class ReActAgent:
             return Step(0, "final", parsed.thought, "Final Answer", None, answer), True
         if parsed.action is None:
             return Step(0, "error", parsed.thought, "(no action)", None, FORMAT_HELP), False
-        tool = self.tools.get(parsed.action)
+        tool = self.tools[parsed.action] if parsed.action in self.tools else None
         arguments, error = arguments_from_text(parsed.action_input, tool.parameters if tool else None)
         if error:
             return Step(0, "error", parsed.thought, parsed.action, None, error), False
-        result = run_tool(self.tools, parsed.action, arguments, timeout=self.tool_timeout)
+        result = run_tool(self.tools, parsed.action, arguments)
         return Step(0, "tool" if result.ok else "error", parsed.thought, parsed.action, arguments,
                     result.observation, tool_seconds=result.seconds), False
 
@@ -157,22 +159,21 @@ class ReActAgent:
                     {"role": "user", "content": f"Question: {question}"}]
         trace, used, t0 = Trace(question, messages=messages), 0, time.perf_counter()
         for index in range(1, self.max_steps + 1):
-            left = None if self.token_budget is None else self.token_budget - used
-            if left is not None and left <= 0:
+            max_tokens = next_max_tokens(self, used)
+            if max_tokens is None:
                 trace.stop_reason = "budget"
                 break
             start = time.perf_counter() - t0
-            reply = self.model.chat(messages, max_tokens=min(self.max_tokens, left or self.max_tokens),
+            reply = self.model.chat(messages, max_tokens=max_tokens,
                                     temperature=self.temperature, stop=["Observation:"])
             model_seconds = time.perf_counter() - t0 - start
             text = reply.content or ""
             cut = re.search(r"^[ \t*]*observation[ \t]*\d*[ \t*]*:", text, re.I | re.M)  # an invented observation
             text = (text[:cut.start()] if cut else text).strip()
             step, final = self.step(text)
-            usage = reply.usage or {}
             step.index, step.start, step.model_seconds = index, start, model_seconds
-            step.prompt_tokens, step.completion_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
-            used += usage.get("total_tokens", step.tokens)
+            step.prompt_tokens, step.completion_tokens, total = usage_tokens(reply)
+            used += total
             trace.steps.append(step)
             messages.append({"role": "assistant", "content": text or "(empty reply)"})
             if final:
