@@ -16,6 +16,7 @@ from course_lib.viz.agent_trace import trace_table, trace_timeline
     ('{"a": 1,}', {"a": 1}, "repaired"),
     ("{'a': True, 'b': None}", {"a": True, "b": None}, "repaired"),
     ('{"a": {"b": "cut of', {"a": {"b": "cut of"}}, "repaired"),
+    ('{"q": "say \\"hi\\\\', {"q": 'say "hi\\'}, "repaired"),                           # escapes inside a string
     ('{"outer": {"inner": 1}, "x": [1, 2', {"outer": {"inner": 1}, "x": [1, 2]}, "repaired"),  # not just the inner {}
 ])
 def test_parse_json_reply_reads_and_repairs(text, expected, how):

@@ -47,8 +47,11 @@ def _close_brackets(text: str) -> str:
     stack, in_string, escaped = [], False, False
     for ch in text:
         if in_string:
-            escaped = ch == "\\" and not escaped
-            if ch == '"' and not escaped:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
                 in_string = False
             continue
         if ch == '"':
