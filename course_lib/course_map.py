@@ -40,7 +40,8 @@ NOTES_SECTIONS: tuple[Section, ...] = (
     Section("知识检索增强", "向量数据库", ("08_vector_db.ipynb",),
             "exact search, k-means IVF, PQ / IVF-PQ (ADC), HNSW, a crash-safe vector store, Qdrant side by side"),
     Section("知识检索增强", "RAG", (), "chunking, BM25, dense + hybrid retrieval, grounded answers"),
-    Section("知识检索增强", "agent", (), "ReAct, tools, sandboxed Python, constrained decoding"),
+    Section("知识检索增强", "agent", ("10_agent.ipynb",),
+            "ReAct parser and loop, OpenAI function calling, constrained decoding, Python sandbox, AutoGPT loop with memory"),
     Section("大模型工具", "langchain", (), "Runnables, prompts, parsers, interop with langchain-core"),
     Section("大模型工具", "DevOps工具", (), "OpenAI-compatible server, DDP, checkpoints, tracking"),
 )
