@@ -283,6 +283,7 @@ def test_autogpt_acts_remembers_repairs_and_finishes():
     assert [s.kind for s in trace.steps] == ["tool", "tool", "error", "final"]
     assert trace.steps[1].observation == "PARIS CAPITAL (note: your JSON needed repair)"
     assert trace.steps[2].observation.startswith("Error: your reply was not valid JSON")
+    assert trace.steps[2].thought == "I will now finish the task."
     assert len(memory) == 3                                          # the final step is not stored
     last_prompt = model.requests[3]["messages"][1]["content"]
     assert last_prompt.startswith("Relevant memories:\n- step 2: upper")  # capital/paris: most relevant to the goal

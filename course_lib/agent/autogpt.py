@@ -115,7 +115,8 @@ class AutoGPTAgent:
             obj, how = parse_json_reply(reply.content or "")
             name, args, thoughts, error = read_command(obj) if obj is not None else (None, None, {}, None)
             step.thought = " | ".join(str(thoughts[k]) for k in ("text", "plan", "criticism") if thoughts.get(k))
-            if obj is None:
+            if obj is None:  # keep the raw reply as the thought: the trace shows what the model wrote
+                step.thought = (reply.content or "")[:200]
                 step.action, step.observation = "(unreadable reply)", f"Error: your reply was {how}. Reply with one JSON object."
             elif error:
                 step.action, step.observation = name or "(no command)", error
