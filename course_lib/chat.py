@@ -141,10 +141,18 @@ def _as_local_messages(messages: list[dict], tools: list[dict] | None) -> list[d
 
 
 class LocalChatModel:
-    """SmolLM2-135M-Instruct through the course's own decoder (loaded on first use)."""
+    """SmolLM2-135M-Instruct through the course's own decoder (loaded on first use).
 
-    def __init__(self, model=None, tokenizer=None, name: str = "smollm2-135m-instruct"):
-        self.name, self._model, self._tokenizer = name, model, tokenizer
+    ``constraint(messages, tools)``, if given, is called before each reply and returns a logits
+    processor for :func:`~course_lib.generation.generate_tokens` (or ``None`` for free text), e.g. a
+    grammar that lets the model write only a valid tool call (:mod:`course_lib.agent.constrained`).
+    """
+
+    def __init__(self, model=None, tokenizer=None, name: str = "smollm2-135m-instruct", constraint=None):
+        if constraint is not None and not callable(constraint):
+            raise TypeError(f"constraint must be a callable (messages, tools) -> logits processor or None, "
+                            f"got {type(constraint).__name__}")
+        self.name, self._model, self._tokenizer, self.constraint = name, model, tokenizer, constraint
 
     @property
     def model(self):
@@ -178,8 +186,9 @@ class LocalChatModel:
         state.update(prompt_tokens=len(ids), completion_tokens=0, finish_reason="length")
         generated: list[int] = []
         emitted = 0
+        processor = self.constraint(messages, tools) if self.constraint is not None else None
         for token in generate_tokens(self.model, torch.tensor([ids]), max_tokens, temperature=temperature,
-                                     top_p=top_p, stop_tokens=ends, generator=generator):
+                                     top_p=top_p, stop_tokens=ends, generator=generator, logits_processor=processor):
             state["completion_tokens"] += 1
             if int(token[0]) in ends:
                 state["finish_reason"] = "stop"

@@ -1,0 +1,83 @@
+"""Dispatching a model's tool call for an agent loop: a registry call, timed, its output capped.
+
+Every loop in the chapter dispatches through :func:`run_tool`. The checks themselves live in
+:class:`course_lib.agent.tools.ToolRegistry` / :meth:`Tool.run <course_lib.agent.tools.Tool.run>`:
+an unknown tool name, arguments that fail the tool's JSON Schema, a tool that raises or one that
+does not answer in its ``timeout_s`` all come back as an observation starting with ``"Error: "``.
+The run goes on: an agent recovers from its own mistakes only if it is told about them (Yao et al.
+2023, ReAct §3; OpenAI's function-calling guide sends errors back as the ``role: tool`` content).
+This module adds what a loop needs around that: the time the call took, whether it failed, and a
+cap on the observation's length (a model's context is finite).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from course_lib.agent.tools import ERROR_PREFIX, Tool, ToolRegistry
+from course_lib.checks import check_positive_ints
+
+MAX_OBSERVATION = 2000  # characters of tool output the model sees; the rest is cut
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    observation: str   # what the model sees
+    ok: bool           # False when the call failed (unknown tool, bad arguments, error, timeout)
+    seconds: float     # wall time spent dispatching
+
+
+def as_registry(tools) -> ToolRegistry:
+    """A :class:`ToolRegistry` from a registry, a list of :class:`Tool` or a ``{name: Tool}`` mapping."""
+    if isinstance(tools, ToolRegistry):
+        return tools
+    if isinstance(tools, dict):
+        tools = list(tools.values())
+    if isinstance(tools, (str, bytes)) or not isinstance(tools, Iterable):
+        raise TypeError(f"tools must be a ToolRegistry, a list of Tool or a {{name: Tool}} dict, got {type(tools).__name__}")
+    tools = list(tools)
+    if not tools:
+        raise ValueError("tools must hold at least one Tool")
+    return ToolRegistry(tools)  # TypeError names any element that is not a Tool
+
+
+def describe_tools(tools: ToolRegistry) -> str:
+    """One line per tool: ``name: description Arguments: <JSON Schema properties>`` (for text prompts)."""
+    return "\n".join(f"{t.name}: {t.description} Arguments: {json.dumps(t.parameters.get('properties', {}))}"
+                     for t in tools)
+
+
+def run_tool(tools: ToolRegistry, name: str, arguments, max_chars: int = MAX_OBSERVATION) -> ToolResult:
+    """Dispatch one call through the registry; never raises for the model's or the tool's mistakes."""
+    start = time.perf_counter()
+    text = tools.call(name, arguments)
+    if len(text) > max_chars:
+        text = text[:max_chars] + f"... [cut {len(text) - max_chars} characters]"
+    return ToolResult(text, not text.startswith(ERROR_PREFIX), time.perf_counter() - start)
+
+
+def check_limits(agent) -> None:
+    """``ValueError`` unless the loop's ``max_steps`` and ``max_tokens`` (and ``token_budget`` if set) are positive ints."""
+    check_positive_ints(agent, "max_steps", "max_tokens", *(() if agent.token_budget is None else ("token_budget",)))
+
+
+def next_max_tokens(agent, used: int) -> int | None:
+    """``max_tokens`` for the next model call: capped by what is left of the budget; ``None`` when it is spent."""
+    if agent.token_budget is None:
+        return agent.max_tokens
+    left = agent.token_budget - used
+    return min(agent.max_tokens, left) if left > 0 else None
+
+
+def usage_tokens(reply) -> tuple[int, int, int]:
+    """``(prompt, completion, total)`` tokens from ``ChatReply.usage`` (zeros when a backend reports none)."""
+    usage = reply.usage or {}
+    prompt, completion = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    return prompt, completion, usage.get("total_tokens", prompt + completion)
+
+
+__all__ = ["MAX_OBSERVATION", "Tool", "ToolResult", "as_registry", "check_limits", "describe_tools", "next_max_tokens",
+           "run_tool", "usage_tokens"]

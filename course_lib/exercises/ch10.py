@@ -1,0 +1,116 @@
+"""Exercises of chapter 10 (agents)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from course_lib.agent.react import parse_react
+from course_lib.agent.tools import ERROR_PREFIX, Tool, ToolRegistry
+from course_lib.exercises import exercise
+
+REACT_CASES = [
+    'Thought: add them\nAction: calculator\nAction Input: {"expression": "2 + 2"}',
+    "Thought: I know it\nFinal Answer: 4",
+    'Action: calculator\nAction Input: {"expression": "1 + 1"}\nObservation: 2\nFinal Answer: 2',
+    "I think the answer is 4.",
+    'thought: lower case\naction: weekday\naction input: {"date": "2024-01-01"}',
+]
+
+
+def _expected_action(text: str):
+    p = parse_react(text)
+    if p.action is not None:
+        return p.action, (p.action_input or "").strip()
+    return ("Final Answer", p.final_answer.strip()) if p.final_answer is not None else None
+
+
+def _parse_answer_first(text):       # wrong: a Final Answer anywhere wins, even after an invented Observation
+    m = re.search(r"Final Answer:\s*(.*)", text, re.I)
+    if m:
+        return "Final Answer", m.group(1).strip()
+    a, i = re.search(r"Action:\s*(.*)", text, re.I), re.search(r"Action Input:\s*(.*)", text, re.I)
+    return (a.group(1).strip(), i.group(1).strip() if i else "") if a else None
+
+
+def _parse_case_sensitive(text):     # wrong: only "Action:" with a capital A
+    text = text.split("Observation:")[0]
+    a, i = re.search(r"^Action:\s*(.*)$", text, re.M), re.search(r"^Action Input:\s*(.*)$", text, re.M)
+    if a:
+        return a.group(1).strip(), i.group(1).strip() if i else ""
+    f = re.search(r"^Final Answer:\s*(.*)$", text, re.M)
+    return ("Final Answer", f.group(1).strip()) if f else None
+
+
+@exercise("10.1", answer="parse_action", wrong=(_parse_answer_first, _parse_case_sensitive), writes_code=True)
+def check_parse_action(fn) -> str:
+    for text in REACT_CASES:
+        got, want = fn(text), _expected_action(text)
+        assert got == want, f"for {text!r} expected {want!r}, got {got!r}"
+    return "解析器够稳：大小写、编造的 Observation、没有格式的回答都处理了。"
+
+
+def _word_count_no_required():       # wrong: the schema does not require "text"
+    return Tool("word_count", "Count the words in a text.",
+                {"type": "object", "properties": {"text": {"type": "string"}}}, lambda text="": str(len(text.split())))
+
+
+def _word_count_returns_int():       # wrong: tools must return a str (the observation)
+    return Tool("word_count", "Count the words in a text.",
+                {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]},
+                lambda text: len(text.split()))
+
+
+@exercise("10.2", answer="word_count_tool", wrong=(_word_count_no_required, _word_count_returns_int), writes_code=True)
+def check_word_count_tool(fn) -> str:
+    tool = fn()
+    assert isinstance(tool, Tool), f"word_count_tool() must return a course_lib.agent.tools.Tool, got {type(tool).__name__}"
+    assert tool.name == "word_count", f"the tool's name must be 'word_count', got {tool.name!r}"
+    registry = ToolRegistry([tool])
+    assert registry.call("word_count", {"text": "the quick brown fox"}) == "4", "4 words should give the string '4'"
+    assert registry.call("word_count", '{"text": "  one   two "}') == "2", "split on any whitespace"
+    try:
+        tool.check({})
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("calling without 'text' must fail the schema: list it in 'required'")
+    assert registry.call("word_count", {"text": 3}).startswith(ERROR_PREFIX), "a number is not a text: type 'string'"
+    return "工具 = 名字 + 描述 + JSON Schema + 函数；坏参数在进函数之前就被挡住了。"
+
+
+TRUNCATED = {'{"a": 1': {"a": 1}, '{"a": [1, 2': {"a": [1, 2]}, '{"a": {"b": "cut': {"a": {"b": "cut"}},
+             '{"a": "}{", "b": [': {"a": "}{", "b": []}, '{"q": "say \\"hi': {"q": 'say "hi'}, '{"x": []}': {"x": []}}
+
+
+def _close_counting(text):           # wrong: counts brackets inside strings too, never closes a string
+    return text + "]" * (text.count("[") - text.count("]")) + "}" * (text.count("{") - text.count("}"))
+
+
+def _close_no_string(text):          # wrong: closes brackets but not an open string
+    stack, in_string, escaped = [], False, False
+    for ch in text:
+        if in_string:
+            escaped = ch == "\\" and not escaped
+            in_string = not (ch == '"' and not escaped)
+            continue
+        if ch == '"':
+            in_string = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    return text + "".join(reversed(stack))
+
+
+@exercise("10.3", answer="close_json", wrong=(_close_counting, _close_no_string), writes_code=True)
+def check_close_json(fn) -> str:
+    for text, want in TRUNCATED.items():
+        got = fn(text)
+        assert isinstance(got, str) and got.startswith(text), f"close_json must only append to {text!r}, got {got!r}"
+        try:
+            value = json.loads(got)
+        except json.JSONDecodeError as exc:
+            raise AssertionError(f"close_json({text!r}) = {got!r} is not valid JSON ({exc.msg})") from None
+        assert value == want, f"close_json({text!r}) parses to {value!r}, expected {want!r}"
+    return "被 max_tokens 截断的 JSON 补全了：引号内的括号不算，没闭合的字符串先闭合。"
