@@ -1,0 +1,110 @@
+"""Tools and a tool-calling agent chain, built from the chain pieces.
+
+Reference design: LangChain's ``@tool`` (a function → name, description, JSON-Schema arguments;
+https://python.langchain.com/docs/concepts/tools/) and the classic ``AgentExecutor`` loop
+(model with tools bound → run the requested tools → feed results back → until a plain answer or
+``max_steps``; its output dict ``{"input", "output", "intermediate_steps"}``). The model is any
+:class:`course_lib.chat.ChatModel`; tool calls use OpenAI's format, which
+:class:`~course_lib.chat.LocalChatModel` maps to the course's ``{"tool": ..., "args": {...}}`` JSON.
+Chapter 10 builds the full ReAct and function-calling loops (``course_lib.agent``); this is the
+same idea written as a chain.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+
+from course_lib.chains.base import Runnable
+from course_lib.chains.models import ChatModelRunnable
+
+JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
+STOPPED = "Agent stopped due to iteration limit."
+
+
+class Tool(Runnable):
+    """A function the model may call: ``invoke({"arg": value})`` → ``func(arg=value)``."""
+
+    def __init__(self, func: Callable, name: str | None = None, description: str | None = None):
+        if not callable(func):
+            raise TypeError(f"a tool wraps a callable, got {type(func).__name__}")
+        self.func = func
+        self._name = name or func.__name__
+        self.description = description or (inspect.getdoc(func) or "").split("\n")[0]
+        params = inspect.signature(func).parameters.values()
+        self.parameters = {
+            "type": "object",
+            "properties": {p.name: {"type": JSON_TYPES.get(p.annotation, "string")} for p in params},
+            "required": [p.name for p in params if p.default is inspect.Parameter.empty],
+        }
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def spec(self) -> dict:
+        """The OpenAI tool entry ``{"type": "function", "function": {name, description, parameters}}``."""
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+    def invoke(self, input, config=None):
+        if not isinstance(input, Mapping):
+            raise TypeError(f"tool {self.name!r} takes a dict of arguments, got {type(input).__name__}")
+        missing = [a for a in self.parameters["required"] if a not in input]
+        unknown = [a for a in input if a not in self.parameters["properties"]]
+        if missing or unknown:
+            raise ValueError(f"tool {self.name!r}: missing arguments {missing}, unknown arguments {unknown}; "
+                             f"expected {list(self.parameters['properties'])}")
+        return self.func(**input)
+
+
+def tool(func: Callable) -> Tool:
+    """Decorator: ``@tool`` turns a typed, documented function into a :class:`Tool`."""
+    return Tool(func)
+
+
+class ToolAgent(Runnable):
+    """question → (model with tools ⇄ tools)* → ``{"input", "output", "intermediate_steps"}``."""
+
+    def __init__(self, model, tools: list, *, system: str = "You are a helpful assistant. Use a tool when it "
+                 "helps; answer in plain text when you know the answer.", max_steps: int = 5, **options):
+        tools = [t if isinstance(t, Tool) else Tool(t) for t in tools]
+        if not tools:
+            raise ValueError("ToolAgent needs at least one tool")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+            raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+        llm = model if isinstance(model, ChatModelRunnable) else ChatModelRunnable(model, **options)
+        self.llm, self.tools = llm.bind_tools(tools), {t.name: t for t in tools}
+        self.system, self.max_steps = system, max_steps
+
+    def run_tool(self, name: str, arguments: dict, config=None) -> str:
+        """A tool's result as text; errors go back to the model as text too (it may try again)."""
+        if name not in self.tools:
+            return f"Error: unknown tool {name!r}; available: {sorted(self.tools)}"
+        try:
+            return str(self.tools[name].invoke(arguments, config))
+        except Exception as e:  # the model sees its mistake instead of the chain crashing
+            return f"Error: {type(e).__name__}: {e}"
+
+    def invoke(self, input, config=None) -> dict:
+        question = input.get("input") if isinstance(input, Mapping) else input
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError(f"ToolAgent takes a question string or {{'input': question}}, got {input!r}")
+        messages = [{"role": "system", "content": self.system}, {"role": "user", "content": question}]
+        steps = []
+        for _ in range(self.max_steps):
+            reply = self.llm.invoke(messages, config)
+            if not reply.tool_calls:
+                return {"input": question, "output": reply.content, "intermediate_steps": steps}
+            messages.append(reply.message())
+            for call in reply.tool_calls:
+                result = self.run_tool(call.name, call.arguments, config)
+                steps.append((call.name, call.arguments, result))
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
+        return {"input": question, "output": STOPPED, "intermediate_steps": steps}
+
+    def _draw(self, g, sources):
+        model = g.add(self.llm.name, sources)
+        tools = g.add(f"tools<{','.join(self.tools)}>", [model])
+        g.edges.append((tools, model))
+        return [model]
