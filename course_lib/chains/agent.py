@@ -13,6 +13,8 @@ same idea written as a chain.
 from __future__ import annotations
 
 import inspect
+import re
+import typing
 from collections.abc import Callable, Mapping
 
 from course_lib.chains.base import Runnable
@@ -20,6 +22,22 @@ from course_lib.chains.models import ChatModelRunnable
 
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
 STOPPED = "Agent stopped due to iteration limit."
+
+
+def arg_descriptions(doc: str) -> dict[str, str]:
+    """``{name: description}`` from a Google-style ``Args:`` section (indented ``name: text`` lines)."""
+    out: dict[str, str] = {}
+    current, indent = None, 0
+    for line in (doc.split("Args:", 1)[1].splitlines() if "Args:" in doc else []):
+        if line.strip() and not line.startswith((" ", "\t")):
+            break  # the next section ("Returns:") starts unindented
+        m = re.match(r"\s+(\w+)(?:\s*\(.*?\))?:\s*(.*)", line)
+        if m and (current is None or len(line) - len(line.lstrip()) <= indent):
+            current, indent = m.group(1), len(line) - len(line.lstrip())
+            out[current] = m.group(2).strip()
+        elif line.strip() and current:
+            out[current] = f"{out[current]} {line.strip()}".strip()
+    return out
 
 
 class Tool(Runnable):
@@ -30,11 +48,19 @@ class Tool(Runnable):
             raise TypeError(f"a tool wraps a callable, got {type(func).__name__}")
         self.func = func
         self._name = name or func.__name__
-        self.description = description or (inspect.getdoc(func) or "").split("\n")[0]
+        # the docstring before its "Args:" section, whitespace collapsed (as langchain-core's convert_to_openai_tool)
+        self.description = description or " ".join((inspect.getdoc(func) or "").split("Args:")[0].split())
         params = inspect.signature(func).parameters.values()
+        docs = arg_descriptions(inspect.getdoc(func) or "")
+        try:
+            hints = typing.get_type_hints(func)
+        except (NameError, TypeError):  # an annotation that does not resolve: treat the argument as a string
+            hints = {}
         self.parameters = {
             "type": "object",
-            "properties": {p.name: {"type": JSON_TYPES.get(p.annotation, "string")} for p in params},
+            "properties": {p.name: {**({"description": docs[p.name]} if p.name in docs else {}),
+                                    **({} if p.default is inspect.Parameter.empty else {"default": p.default}),
+                                    "type": JSON_TYPES.get(hints.get(p.name), "string")} for p in params},
             "required": [p.name for p in params if p.default is inspect.Parameter.empty],
         }
 

@@ -38,7 +38,8 @@ def strip_fences(text: str) -> str:
 def scan(text: str, start: int) -> tuple[int | None, list[str], str | None]:
     """Walk ``text`` from the bracket at ``start``, honouring both quote styles.
 
-    Returns (index after the balancing bracket or None, brackets still to close, open quote or None)."""
+    Returns (index after the balancing bracket, or None when the text ends first, or -1 at a mismatched
+    bracket; brackets still to close; open quote or None)."""
     stack: list[str] = []
     quote, escaped = None, False
     for i in range(start, len(text)):
@@ -56,7 +57,7 @@ def scan(text: str, start: int) -> tuple[int | None, list[str], str | None]:
             stack.append(_CLOSE[c])
         elif c in "}]":
             if not stack or stack[-1] != c:
-                return None, stack, None  # a mismatched bracket: not JSON
+                return -1, stack, None  # a mismatched bracket: not JSON
             stack.pop()
             if not stack:
                 return i + 1, [], None
@@ -95,8 +96,8 @@ def _close_truncated(text: str):
     until closing the open string and brackets parses, like langchain-core's ``parse_partial_json``."""
     for end in range(len(text), 0, -1):
         head = text[:end]
-        _, stack, quote = scan(head, 0)
-        if stack or quote:
+        end, stack, quote = scan(head, 0)
+        if end is None and (stack or quote):
             candidate = head + (quote or "") + "".join(reversed(stack))
             try:
                 return json.loads(normalise(candidate), strict=False)
@@ -120,6 +121,8 @@ def parse_json(text: str):
     start = min(starts)
     end, _, _ = scan(body, start)
     try:
+        if end == -1:
+            raise ValueError
         if end is not None:
             return json.loads(normalise(body[start:end]), strict=False)
         return _close_truncated(body[start:])
