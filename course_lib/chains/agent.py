@@ -19,9 +19,14 @@ from collections.abc import Callable, Mapping
 
 from course_lib.chains.base import Runnable
 from course_lib.chains.models import ChatModelRunnable
+from course_lib.chains.prompts import ChatPromptTemplate
 
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "array", dict: "object"}
 STOPPED = "Agent stopped due to iteration limit."
+AGENT_PROMPT = ChatPromptTemplate([
+    ("system", "You are a helpful assistant. Use a tool when it helps; answer in plain text when you know the answer."),
+    ("human", "{input}"),
+])
 
 
 def arg_descriptions(doc: str) -> dict[str, str]:
@@ -90,18 +95,23 @@ def tool(func: Callable) -> Tool:
 
 
 class ToolAgent(Runnable):
-    """question → (model with tools ⇄ tools)* → ``{"input", "output", "intermediate_steps"}``."""
+    """question → prompt → (model with tools ⇄ tools)* → ``{"input", "output", "intermediate_steps"}``.
 
-    def __init__(self, model, tools: list, *, system: str = "You are a helpful assistant. Use a tool when it "
-                 "helps; answer in plain text when you know the answer.", max_steps: int = 5, **options):
+    ``prompt`` renders the first messages from ``{"input": question}``; few-shot turns in it show a
+    small model the call format (chapter 12 does that for SmolLM2)."""
+
+    def __init__(self, model, tools: list, *, prompt: ChatPromptTemplate = AGENT_PROMPT, max_steps: int = 5,
+                 **options):
         tools = [t if isinstance(t, Tool) else Tool(t) for t in tools]
         if not tools:
             raise ValueError("ToolAgent needs at least one tool")
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
             raise ValueError(f"max_steps must be a positive int, got {max_steps!r}")
+        if not isinstance(prompt, ChatPromptTemplate) or prompt.input_variables != ["input"]:
+            raise ValueError("prompt must be a ChatPromptTemplate whose only variable is {input} (the question)")
         llm = model if isinstance(model, ChatModelRunnable) else ChatModelRunnable(model, **options)
         self.llm, self.tools = llm.bind_tools(tools), {t.name: t for t in tools}
-        self.system, self.max_steps = system, max_steps
+        self.prompt, self.max_steps = prompt, max_steps
 
     def run_tool(self, name: str, arguments: dict, config=None) -> str:
         """A tool's result as text; errors go back to the model as text too (it may try again)."""
@@ -116,7 +126,7 @@ class ToolAgent(Runnable):
         question = input.get("input") if isinstance(input, Mapping) else input
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f"ToolAgent takes a question string or {{'input': question}}, got {input!r}")
-        messages = [{"role": "system", "content": self.system}, {"role": "user", "content": question}]
+        messages = self.prompt.invoke({"input": question})
         steps = []
         for _ in range(self.max_steps):
             reply = self.llm.invoke(messages, config)
