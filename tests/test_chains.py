@@ -260,6 +260,7 @@ def test_json_parser_parses_what_langchain_parses(text):
 
 @pytest.mark.parametrize("text, expected", [
     ('{"a": 1, "b": [1, 2,],}', {"a": 1, "b": [1, 2]}),                        # trailing commas
+    ('{"s": "keep ,} in strings", "t": [1 ,\n],}', {"s": "keep ,} in strings", "t": [1]}),  # ... not in strings
     ("{'tool': 'search', 'args': {'q': \"it's\"}}", {"tool": "search", "args": {"q": "it's"}}),  # single quotes
     ('Sure! The answer is {"x": 2} as requested.', {"x": 2}),                   # prose around the object
     ('{"ok": True, "v": None, "f": False}', {"ok": True, "v": None, "f": False}),  # Python literals

@@ -81,6 +81,9 @@ def normalise(text: str) -> str:
             out.append('"' + "".join(chars) + '"')
             i = j + 1
             continue
+        if c == "," and re.match(r"\s*[}\]]", text[i + 1:]):  # a trailing comma (outside strings)
+            i += 1
+            continue
         word = re.match(r"True|False|None", text[i:])
         if word and (i == 0 or not text[i - 1].isalnum()):
             out.append({"True": "true", "False": "false", "None": "null"}[word.group(0)])
@@ -88,7 +91,7 @@ def normalise(text: str) -> str:
             continue
         out.append(c)
         i += 1
-    return re.sub(r",(\s*[}\]])", r"\1", "".join(out))
+    return "".join(out)
 
 
 def _close_truncated(text: str):

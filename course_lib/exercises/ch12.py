@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
 from course_lib.chains import (
     ChatModelRunnable,
-    PromptTemplate,
     RetrieverRunnable,
     Runnable,
     RunnablePassthrough,
@@ -18,38 +19,33 @@ from course_lib.chains.retrieval import RAG_PROMPT
 from course_lib.chat import ScriptedChatModel
 from course_lib.exercises import exercise
 
-TEMPLATES = [("Q: {question}\nA:", {"question": "why?"}),
-             ("{a} + {b} = {c}, {a} again", {"a": 1, "b": 2, "c": 3}),
-             ('JSON: {{"k": "{v}"}}', {"v": "x"}),
-             ("{{literal}} and {x}", {"x": "y"})]
+TRAILING = [('{"a": 1,}', {"a": 1}),
+            ('[1, 2, ]', [1, 2]),
+            ('{"xs": [1, 2,\n],\n "b": {"c": 3 ,} ,}', {"xs": [1, 2], "b": {"c": 3}}),
+            ('{"s": "keep ,} and ,] in strings", "t": [1,],}', {"s": "keep ,} and ,] in strings", "t": [1]}),
+            ('{"q": "say \\", ok\\"", "n": 2,}', {"q": 'say ", ok"', "n": 2})]
 
 
-def _render_replace(template, values):  # wrong: replaces {name} but leaves {{ and }} doubled
-    for k, v in values.items():
-        template = template.replace("{" + k + "}", str(v))
-    return template
+def _strip_regex(text):  # wrong: a regex also edits the inside of strings
+    return re.sub(r",(\s*[}\]])", r"\1", text)
 
 
-def _render_forgiving(template, values):  # wrong: a missing variable silently renders as nothing
-    class Blank(dict):
-        def __missing__(self, key):
-            return ""
-    return template.format_map(Blank(values))
+def _strip_adjacent(text):  # wrong: only ",}" and ",]" with nothing in between
+    return text.replace(",}", "}").replace(",]", "]")
 
 
-@exercise("12.1", answer="render_template", wrong=(_render_replace, _render_forgiving), writes_code=True)
-def check_render(fn) -> str:
-    for template, values in TEMPLATES:
-        want = PromptTemplate(template).invoke(values)
-        got = fn(template, values)
-        assert got == want, f"render_template({template!r}, {values}) gave {got!r}, expected {want!r}"
-    try:
-        fn("Hello {name}", {})
-    except (KeyError, ValueError):
-        pass
-    else:
-        raise AssertionError("a missing variable must raise KeyError or ValueError, not render silently")
-    return "{name} 换成值、{{ }} 还原成单个花括号、缺变量就报错——和 PromptTemplate、langchain-core 一样。"
+@exercise("12.1", answer="strip_trailing_commas", wrong=(_strip_regex, _strip_adjacent), writes_code=True)
+def check_strip_trailing_commas(fn) -> str:
+    for text, want in TRAILING:
+        got = fn(text)
+        assert isinstance(got, str), f"strip_trailing_commas must return a str, got {type(got).__name__}"
+        try:
+            value = json.loads(got)
+        except json.JSONDecodeError as e:
+            raise AssertionError(f"{text!r} → {got!r} is still not JSON ({e})") from None
+        assert value == want, f"{text!r} → {value!r}, expected {want!r} (strings must stay untouched)"
+    assert fn('{"a": [1, 2]}') == '{"a": [1, 2]}', "valid JSON must come back unchanged"
+    return "逗号只在字符串外、后面只剩空白和 } 或 ] 时才删——这就是 JsonOutputParser 修复的一步。"
 
 
 def _piece_source(events):
