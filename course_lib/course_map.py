@@ -41,7 +41,9 @@ NOTES_SECTIONS: tuple[Section, ...] = (
             "exact search, k-means IVF, PQ / IVF-PQ (ADC), HNSW, a crash-safe vector store, Qdrant side by side"),
     Section("知识检索增强", "RAG", (), "chunking, BM25, dense + hybrid retrieval, grounded answers"),
     Section("知识检索增强", "agent", (), "ReAct, tools, sandboxed Python, constrained decoding"),
-    Section("大模型工具", "langchain", (), "Runnables, prompts, parsers, interop with langchain-core"),
+    Section("大模型工具", "langchain", ("12_langchain.ipynb",),
+            "Runnables (invoke/batch/stream, |), prompts, SmolLM2 chat step, JSON repair, RAG and tool chains, "
+            "memory, chain graph, interop with langchain-core"),
     Section("大模型工具", "DevOps工具", (), "OpenAI-compatible server, DDP, checkpoints, tracking"),
 )
 
