@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -305,6 +306,29 @@ def test_chat_model_runnable_passes_messages_and_options():
         ChatModelRunnable(model, temp=0.5)
     with pytest.raises(TypeError, match="put a ChatPromptTemplate before it"):
         llm.invoke({"question": "x"})
+
+
+def test_chat_model_runnable_over_an_openai_compatible_endpoint():
+    import httpx
+    from openai import OpenAI
+
+    from course_lib.chat import OpenAIChatModel
+    seen = []
+
+    def endpoint(request):
+        body = json.loads(request.content)
+        seen.append(body)
+        return httpx.Response(200, json={
+            "id": "c1", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "Four."}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}})
+    client = OpenAI(base_url="http://fake.test/v1", api_key="k",
+                    http_client=httpx.Client(transport=httpx.MockTransport(endpoint)))
+    chain = ChatPromptTemplate(PROMPT) | ChatModelRunnable(OpenAIChatModel("m", client=client), max_tokens=7) \
+        | StrOutputParser()
+    assert chain.invoke(INPUT) == "Four."
+    assert seen[0] == {"model": "m", "messages": ChatPromptTemplate(PROMPT).invoke(INPUT), "max_tokens": 7,
+                       "temperature": 0.0}
 
 
 def test_retriever_runnable_and_rag_chain_put_the_passages_in_the_prompt():
