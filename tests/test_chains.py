@@ -441,7 +441,9 @@ def test_graph_of_a_chain_matches_langchain_shape_and_draws():
     agent = ToolAgent(ScriptedChatModel([]), [add]).graph()
     assert (agent.nodes.index("tools<add>"), agent.nodes.index("ChatModel<scripted>")) in agent.edges  # the loop
     fig = chain_figure(agent)
-    assert len(fig.layout.annotations) == len(agent.edges) and list(fig.data[0].text) == agent.nodes
+    assert len(fig.layout.annotations) == len(agent.edges) + len(agent.nodes)  # one arrow per edge, one box per node
+    assert list(fig.data[0].text) == agent.nodes
+    assert sum(a.arrowcolor == "#d62728" for a in fig.layout.annotations) == 1  # the loop edge
 
 
 # ---- interop with langchain-core ---------------------------------------------------------------------------
