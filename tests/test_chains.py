@@ -349,6 +349,14 @@ def test_retriever_runnable_and_rag_chain_put_the_passages_in_the_prompt():
         RetrieverRunnable(retriever).invoke("  ")
 
 
+def test_rag_chain_over_the_course_bm25_retriever():
+    from course_lib.rag import BM25Retriever, Chunk
+    chunks = [Chunk(f"d{i}#0", f"d{i}", title, text, 0) for i, (title, text) in enumerate(DOCS)]
+    model = ScriptedChatModel(["Berlin [1]."])
+    assert rag_chain(BM25Retriever(chunks), model, k=1).invoke("capital of Germany?") == "Berlin [1]."
+    assert "[1] Berlin: Berlin is the capital of Germany." in model.requests[0]["messages"][-1]["content"]
+
+
 def test_memory_keeps_a_window_per_session():
     model = ScriptedChatModel([f"reply {i}" for i in range(6)])
     prompt = ChatPromptTemplate([("system", "Be brief."), ("placeholder", "{history}"), ("human", "{question}")])
