@@ -500,12 +500,11 @@ def test_our_model_reply_crosses_as_an_aimessage_and_config_crosses_too():
 def test_smollm2_greedy_chain_is_the_same_through_langchain(smollm2):
     from course_lib.chat import LocalChatModel
     from course_lib.pretrained import smollm2_tokenizer
-    llm = ChatModelRunnable(LocalChatModel(smollm2, smollm2_tokenizer()), max_tokens=8)
+    llm = ChatModelRunnable(LocalChatModel(smollm2, smollm2_tokenizer()), max_tokens=6)
     prompt = [("system", "Answer in one word."), ("human", "{question}")]
     ours = ChatPromptTemplate(prompt) | llm | StrOutputParser()
     theirs = LCChatPromptTemplate.from_messages(prompt) | to_langchain(llm) | LCStrOutputParser()
     question = {"question": "What colour is the sky?"}
     answer = ours.invoke(question)
-    assert answer and answer == theirs.invoke(question)
-    pieces = list(theirs.stream(question))
-    assert len(pieces) > 1 and "".join(pieces) == answer == "".join(ours.stream(question))
+    pieces = list(theirs.stream(question))  # two SmolLM2 calls only: invoke and batch are covered above
+    assert answer and len(pieces) > 1 and "".join(pieces) == answer
