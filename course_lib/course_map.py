@@ -42,7 +42,9 @@ NOTES_SECTIONS: tuple[Section, ...] = (
     Section("知识检索增强", "RAG", ("09_rag.ipynb",),
             "chunking, BM25 vs rank_bm25, MiniLM dense + RRF hybrid, SmolLM2 yes/no rerank, HyDE, cited answers"),
     Section("知识检索增强", "agent", (), "ReAct, tools, sandboxed Python, constrained decoding"),
-    Section("大模型工具", "langchain", (), "Runnables, prompts, parsers, interop with langchain-core"),
+    Section("大模型工具", "langchain", ("12_langchain.ipynb",),
+            "Runnables (invoke/batch/stream, |), prompts, SmolLM2 chat step, JSON repair, RAG and tool chains, "
+            "memory, chain graph, interop with langchain-core"),
     Section("大模型工具", "DevOps工具", (), "OpenAI-compatible server, DDP, checkpoints, tracking"),
 )
 
