@@ -99,17 +99,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def torchrun(script: str | os.PathLike, args: list[str] = (), nproc: int = 2, timeout: float = 300.0,
-             threads: int = 1) -> subprocess.CompletedProcess:
+             threads: int = 1, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``torchrun --nproc_per_node nproc script args`` on loopback and wait for it.
 
     Rendezvous on ``127.0.0.1`` at a free port (the form many nodes use with a real host name).
     torchrun and its workers get their own session, so a timeout kills the whole group: no
-    orphans. Returns the completed process (``stdout`` with ``stderr`` merged); raises
+    orphans. ``env`` adds environment variables (e.g. ``CUDA_VISIBLE_DEVICES=""`` to stay on
+    the CPU). Returns the completed process (``stdout`` with ``stderr`` merged); raises
     ``RuntimeError`` with the output's tail on a non-zero exit.
     """
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
            "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", str(script), *map(str, args)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **(env or {})}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             start_new_session=True)
     try:

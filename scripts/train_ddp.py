@@ -116,6 +116,7 @@ def run(args, env: distributed.DistEnv) -> dict:
         model = distributed.wrap_fsdp(model, env, model.transformer.h)
     else:
         model = distributed.wrap_ddp(model, env)
+    local = sum((p.to_local() if hasattr(p, "to_local") else p).numel() for p in model.parameters())  # FSDP: shards
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(args))
     start = resume(model, optimizer, scheduler, args, config, env) if args.resume else 0
@@ -142,6 +143,7 @@ def run(args, env: distributed.DistEnv) -> dict:
             save(model, optimizer, scheduler, step + 1, args, config, env)
     save(model, optimizer, scheduler, args.steps, args, config, env)
     summary = {"mode": args.mode, "world_size": env.world_size, "backend": env.backend, "start": start,
+               "params": sum(p.numel() for p in model.parameters()), "params_on_rank0": local,
                "steps": args.steps, "losses": losses, "seconds": round(time.perf_counter() - t0, 3)}
     if tracker:
         tracker.close()
@@ -157,7 +159,8 @@ def main(argv=None) -> dict:
         summary = run(args, env)
         if env.is_main:
             print(f"{args.mode} world_size={env.world_size} ({env.backend}) steps {summary['start']}→{args.steps} "
-                  f"loss {summary['losses'][-1] if summary['losses'] else float('nan'):.4f} in {summary['seconds']} s")
+                  f"loss {summary['losses'][-1] if summary['losses'] else float('nan'):.4f}, "
+                  f"rank 0 holds {summary['params_on_rank0']:,} of {summary['params']:,} parameters")
         return summary
     finally:
         distributed.destroy_process_group()
