@@ -42,7 +42,8 @@ NOTES_SECTIONS: tuple[Section, ...] = (
     Section("知识检索增强", "RAG", (), "chunking, BM25, dense + hybrid retrieval, grounded answers"),
     Section("知识检索增强", "agent", (), "ReAct, tools, sandboxed Python, constrained decoding"),
     Section("大模型工具", "langchain", (), "Runnables, prompts, parsers, interop with langchain-core"),
-    Section("大模型工具", "DevOps工具", (), "OpenAI-compatible server, DDP, checkpoints, tracking"),
+    Section("大模型工具", "DevOps工具", ("13_devops.ipynb",),
+            "OpenAI-compatible server, DDP / FSDP with torchrun, expert-parallel all-to-all, checkpoints, tracking"),
 )
 
 
