@@ -13,8 +13,8 @@ Every step draws the same global batch on every rank (a generator seeded by seed
 each rank keeps its slice, so a W-process run sees exactly the batches of a one-process run.
 Rank 0 writes TensorBoard scalars to ``--log-dir`` and checkpoints (course_lib.checkpoint) to
 ``--out/step_NNNNNN`` every ``--save-every`` steps and at the end; ``--resume`` continues from the
-latest one, bit-identically (a checkpoint holds full, unsharded state: it resumes under any mode
-and world size). ``summary.json`` in ``--out`` lists the global mean loss of every step.
+latest one, bit-identically (a checkpoint holds full, unsharded state, so it resumes under any
+world size; DDP and one-process checkpoints are interchangeable, FSDP ones resume under FSDP). ``summary.json`` in ``--out`` lists the global mean loss of every step.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
 from course_lib import checkpoint, distributed
 from course_lib.data import python_docs_text
@@ -77,10 +76,29 @@ def lr_lambda(args):
     return f
 
 
+def full_state(model, optimizer, args):
+    """Unsharded model and optimizer state dicts (FSDP: gathered on every rank, optimizer keyed by name)."""
+    if args.mode == "fsdp":  # torch.distributed.checkpoint is imported only here: it costs seconds to import
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        return get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return getattr(model, "module", model).state_dict(), optimizer.state_dict()  # DDP: every replica is whole
+
+
+def load_full_state(model, optimizer, model_sd, optim_sd, args) -> None:
+    if args.mode == "fsdp":
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+        set_state_dict(model, optimizer, model_state_dict=model_sd, optim_state_dict=optim_sd,
+                       options=StateDictOptions(full_state_dict=True))
+    else:
+        getattr(model, "module", model).load_state_dict(model_sd)
+        optimizer.load_state_dict(optim_sd)
+
+
 def save(model, optimizer, scheduler, step, args, config, env) -> None:
     """Gather full (unsharded) state on every rank, the RNG state of every rank; rank 0 writes."""
-    model_sd, optim_sd = get_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True,
-                                                                                   cpu_offload=True))
+    model_sd, optim_sd = full_state(model, optimizer, args)
     rngs = [checkpoint.rng_state()]
     if env.world_size > 1:
         rngs = [None] * env.world_size
@@ -99,8 +117,10 @@ def resume(model, optimizer, scheduler, args, config, env) -> int:
     if path is None:
         return 0
     manifest = checkpoint.load_checkpoint(path, optimizer=True, config=config, scheduler=scheduler, restore_rng=False)
-    set_state_dict(model, optimizer, model_state_dict=manifest["model"], optim_state_dict=manifest["optimizer_state"],
-                   options=StateDictOptions(full_state_dict=True))
+    if (manifest["extra"]["mode"] == "fsdp") != (args.mode == "fsdp"):
+        raise checkpoint.CheckpointError(f"{path} was written by a {manifest['extra']['mode']} run; its optimizer "
+                                         f"state does not load into --mode {args.mode}")
+    load_full_state(model, optimizer, manifest["model"], manifest["optimizer_state"], args)
     rngs = manifest["extra"]["rank_rng"]
     checkpoint.set_rng_state(rngs[env.rank] if len(rngs) == env.world_size else manifest["rng"])
     return manifest["step"]

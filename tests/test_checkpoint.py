@@ -57,6 +57,13 @@ def test_resume_continues_bit_identically(tmp_path):
     drifted = script.main([*ARGS, "--out", str(other.parent), "--resume"])
     assert drifted["losses"] != full["losses"][3:]
 
+def test_resume_refuses_a_checkpoint_of_another_mode(tmp_path):
+    script = train_script()
+    script.main([*ARGS, "--steps", "2", "--out", str(tmp_path)])
+    with pytest.raises(CheckpointError, match="written by a ddp run"):
+        script.main([*ARGS, "--steps", "3", "--out", str(tmp_path), "--resume", "--mode", "fsdp"])
+
+
 def tiny():
     torch.manual_seed(0)
     config = GPTConfig(vocab_size=16, n_positions=8, n_embd=8, n_layer=1, n_head=2)

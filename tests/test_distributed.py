@@ -8,6 +8,8 @@ script (``__main__`` below), so the test and what it runs stay in one place.
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -60,15 +62,21 @@ TOL = 2e-5
 def test_two_processes_match_one_process(mode, single_run, tmp_path):
     single, summary = single_run
     out = tmp_path / mode
-    result = distributed.torchrun(SCRIPT, [*ARGS, "--mode", mode, "--out", out], nproc=2, timeout=240)
+    result = distributed.torchrun(SCRIPT, [*ARGS, "--mode", mode, "--out", out, "--save-every", STEPS - 1], nproc=2,
+                                  timeout=240)
     assert f"{mode} world_size=2 (gloo)" in result.stdout
     final = f"step_{STEPS:06d}"
     diff = max_param_diff(single / final, out / final)
     assert diff < TOL, f"{mode}: parameters differ by {diff:.2e} from the one-process run"
     assert max_param_diff(single / f"step_{STEPS - 1:06d}", out / final) > 100 * TOL  # the check can fail
-    import json
     losses = json.loads((out / "summary.json").read_text())["losses"]
     torch.testing.assert_close(torch.tensor(losses), torch.tensor(summary["losses"]), rtol=1e-5, atol=1e-6)
+
+    # resume the 2-process run from step 5 (each rank gets back its own RNG state): bit-identical
+    resumed = tmp_path / "resumed"
+    shutil.copytree(out / f"step_{STEPS - 1:06d}", resumed / f"step_{STEPS - 1:06d}")
+    distributed.torchrun(SCRIPT, [*ARGS, "--mode", mode, "--out", resumed, "--resume"], nproc=2, timeout=240)
+    assert max_param_diff(out / final, resumed / final) == 0.0
 
 
 def _moe_inputs():
