@@ -86,13 +86,14 @@ def unflatten_state(tensors: dict[str, torch.Tensor], skeleton):
 
 
 def rng_state() -> dict:
-    """Every RNG the training loop draws from, as JSON (torch states base64-encoded)."""
+    """Every RNG the training loop draws from, as JSON (torch states base64-encoded; CUDA: the current
+    device's, the one a torchrun rank uses, when CUDA is in use)."""
     version, mt, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     b64 = lambda t: base64.b64encode(t.numpy().tobytes()).decode()  # noqa: E731
     return {"python": [version, list(mt), gauss], "numpy": [name, keys.tolist(), pos, has_gauss, cached],
             "torch": b64(torch.get_rng_state()),
-            "cuda": [b64(s) for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else []}
+            "cuda": b64(torch.cuda.get_rng_state()) if torch.cuda.is_initialized() else None}  # current GPU
 
 
 def set_rng_state(state: dict) -> None:
@@ -104,7 +105,7 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(unb64(state["torch"]))
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([unb64(s) for s in state["cuda"]])
+        torch.cuda.set_rng_state(unb64(state["cuda"]))
 
 
 def sha256(path: str | os.PathLike) -> str:
