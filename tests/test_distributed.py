@@ -1,8 +1,8 @@
 """DDP and FSDP on 2 gloo processes = one process on the full batch; expert parallelism = one MoE layer.
 
 The 2-process runs go through ``torchrun`` on loopback (``course_lib.distributed.torchrun``: a free
-port, its own session, killed whole on timeout). The expert-parallel worker is this file run as a
-script (``__main__`` below), so the test and what it runs stay in one place.
+port, its own session, killed whole on timeout) of ``scripts/train_ddp.py`` and
+``scripts/expert_parallel_moe.py``; the references run in this process.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,10 +21,10 @@ from course_lib.models.deepseek.moe import DeepSeekMoE, MoEConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_ddp.py"
+EP_SCRIPT = ROOT / "scripts" / "expert_parallel_moe.py"
 STEPS = 6
 ARGS = ["--steps", str(STEPS), "--batch-size", "8", "--seq-len", "32", "--corpus-chars", "50000"]
-MOE = dict(hidden_size=16, moe_intermediate_size=8, n_routed_experts=8, num_experts_per_tok=2, n_shared_experts=1,
-           n_group=2, topk_group=2, routed_scaling_factor=2.5)
+MOE = dict(hidden_size=16, moe_intermediate_size=8, n_routed_experts=8, num_experts_per_tok=2)
 
 
 def load_script():
@@ -79,45 +78,18 @@ def test_two_processes_match_one_process(mode, single_run, tmp_path):
     assert max_param_diff(out / final, resumed / final) == 0.0
 
 
-def _moe_inputs():
-    torch.manual_seed(0)
-    moe = DeepSeekMoE(MoEConfig(**MOE))
-    for p in moe.parameters():  # SwiGLU/gate init is fine; randomise the bias so biased routing is used
-        p.data.normal_(0, 0.3)
-    moe.gate.e_score_correction_bias.normal_(0, 0.1)
-    x = torch.randn(4, 5, MOE["hidden_size"])  # (B, T, d): 2 sequences per rank
-    w = torch.randn(4, 5, MOE["hidden_size"])  # the loss is (out · w).sum(): every output element counts
-    return moe, x, w
-
-
-def _expert_parallel_worker(out_dir: str) -> None:
-    """Run by torchrun (2 ranks): the expert-parallel layer on this rank's half of the batch."""
-    env = distributed.init_process_group()
-    try:
-        moe, x, w = _moe_inputs()
-        ep = distributed.ExpertParallelMoE(moe, env.rank, env.world_size)
-        x_local = distributed.shard_batch(x, env.rank, env.world_size).clone().requires_grad_()
-        out = ep(x_local)
-        (out * distributed.shard_batch(w, env.rank, env.world_size)).sum().backward()
-        distributed.all_reduce_grads(ep.replicated_parameters())
-        grads = {f"experts.{env.rank * ep.per_rank + i}.{n}": p.grad for i, e in enumerate(ep.experts)
-                 for n, p in e.named_parameters()}
-        grads |= {n: p.grad for n, p in ep.named_parameters() if not n.startswith("experts.")}
-        torch.save({"out": out.detach(), "x_grad": x_local.grad, "grads": grads}, f"{out_dir}/rank{env.rank}.pt")
-    finally:
-        distributed.destroy_process_group()
-
-
 def test_expert_parallel_moe_matches_single_process_forward_and_backward(tmp_path):
-    moe, x, w = _moe_inputs()
-    x = x.clone().requires_grad_()
+    distributed.torchrun(EP_SCRIPT, ["--out", tmp_path], nproc=2, timeout=180)
+    inputs = torch.load(tmp_path / "inputs.pt")
+    moe = DeepSeekMoE(MoEConfig(**inputs["config"]))
+    moe.load_state_dict(inputs["state_dict"])
+    x = inputs["x"].clone().requires_grad_()
     out = moe(x)
-    (out * w).sum().backward()
-    experts = moe.last_routing.indices.view(4, 5, -1)  # (B, T, K)
+    (out * inputs["w"]).sum().backward()
+    experts = moe.last_routing.indices.view(*x.shape[:2], -1)  # (B, T, K)
     for r in range(2):  # tokens of each rank reach experts on both ranks: the all-to-all really exchanges
         assert set((experts[2 * r:2 * r + 2] // 4).unique().tolist()) == {0, 1}
 
-    distributed.torchrun(__file__, ["moe-worker", tmp_path], nproc=2, timeout=180)
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     # fp32, default assert_close tolerances (rtol 1.3e-6, atol 1e-5): the same arithmetic, but expert
     # weight gradients sum the tokens of both ranks in another order than one process does
@@ -157,7 +129,7 @@ def test_shard_batch_slices_evenly():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="backend must be"):
         distributed.init_process_group("mpi")
-    moe, _, _ = _moe_inputs()
+    moe = DeepSeekMoE(MoEConfig(**MOE))
     with pytest.raises(ValueError, match="divisible by world_size=3"):
         distributed.ExpertParallelMoE(moe, 0, 3)
     with pytest.raises(TypeError, match="moe must be a DeepSeekMoE"):
@@ -170,6 +142,3 @@ def test_torchrun_failure_is_reported(tmp_path):
     with pytest.raises(RuntimeError, match="torchrun exited"):
         distributed.torchrun(bad, nproc=1, timeout=120)
 
-
-if __name__ == "__main__" and sys.argv[1:2] == ["moe-worker"]:
-    _expert_parallel_worker(sys.argv[2])
