@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 import torch
@@ -67,7 +68,9 @@ def main(argv=None) -> None:
         if env.world_size > 1:
             torch.distributed.barrier()  # rank 0 has created the folder
         torch.save({"out": out.detach(), "x_grad": x_local.grad, "grads": grads}, args.out / f"rank{env.rank}.pt")
-        print(f"rank {env.rank}: experts {first}…{first + ep.per_rank - 1}, {x_local.shape[0] * x_local.shape[1]} tokens")
+        line = f"rank {env.rank}: experts {first}…{first + ep.per_rank - 1}, {x_local.shape[0] * x_local.shape[1]} tokens\n"
+        sys.stdout.write(line)  # one write per line: the ranks share torchrun's stdout
+        sys.stdout.flush()
     finally:
         distributed.destroy_process_group()
 
