@@ -41,11 +41,13 @@ NOTES_SECTIONS: tuple[Section, ...] = (
             "exact search, k-means IVF, PQ / IVF-PQ (ADC), HNSW, a crash-safe vector store, Qdrant side by side"),
     Section("知识检索增强", "RAG", ("09_rag.ipynb",),
             "chunking, BM25 vs rank_bm25, MiniLM dense + RRF hybrid, SmolLM2 yes/no rerank, HyDE, cited answers"),
-    Section("知识检索增强", "agent", (), "ReAct, tools, sandboxed Python, constrained decoding"),
+    Section("知识检索增强", "agent", ("10_agent.ipynb",),
+            "ReAct parser and loop, OpenAI function calling, constrained decoding, Python sandbox, AutoGPT loop with memory"),
     Section("大模型工具", "langchain", ("12_langchain.ipynb",),
             "Runnables (invoke/batch/stream, |), prompts, SmolLM2 chat step, JSON repair, RAG and tool chains, "
             "memory, chain graph, interop with langchain-core"),
-    Section("大模型工具", "DevOps工具", (), "OpenAI-compatible server, DDP, checkpoints, tracking"),
+    Section("大模型工具", "DevOps工具", ("13_devops.ipynb",),
+            "OpenAI-compatible server, DDP / FSDP with torchrun, expert-parallel all-to-all, checkpoints, tracking"),
 )
 
 
