@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 
 import httpx
@@ -34,6 +39,12 @@ def client(served):
     return openai.OpenAI(base_url=served[0].base_url, api_key="unused", max_retries=0)
 
 
+@pytest.fixture(scope="module")
+def chat_answer(smollm2, smollm2_bpe):
+    """The greedy answer to QUESTION (10 tokens at most) and its token count, by the plain decode loop."""
+    return reference(smollm2, smollm2_bpe, pretrained.smollm2_chat_prompt(QUESTION), 10)
+
+
 def reference(model, tok, prompt: str, n: int, stop: str | None = None) -> tuple[str, int]:
     """Greedy continuation by the plain decode loop, cut at EOS / <|endoftext|> (and at ``stop``): text, tokens."""
     ids = torch.tensor([tok.encode(prompt)])
@@ -50,19 +61,19 @@ def test_models_and_health(client, served):
     assert health["status"] == "ok" and health["slots"] == 4
 
 
-def test_chat_equals_plain_decode_loop(client, smollm2, smollm2_bpe):
-    want, n = reference(smollm2, smollm2_bpe, pretrained.smollm2_chat_prompt(QUESTION), 16)
-    got = client.chat.completions.create(model=MODEL_NAME, messages=QUESTION, max_tokens=16, temperature=0)
+def test_chat_equals_plain_decode_loop(client, smollm2_bpe, chat_answer):
+    want, n = chat_answer
+    got = client.chat.completions.create(model=MODEL_NAME, messages=QUESTION, max_tokens=10, temperature=0)
     assert got.choices[0].message.content == want and got.choices[0].message.role == "assistant"
-    assert got.choices[0].finish_reason == ("length" if n == 16 else "stop")
+    assert got.choices[0].finish_reason == ("length" if n == 10 else "stop")
     prompt_tokens = len(smollm2_bpe.encode(pretrained.smollm2_chat_prompt(QUESTION)))
     assert (got.usage.prompt_tokens, got.usage.completion_tokens) == (prompt_tokens, n)
     assert got.usage.total_tokens == prompt_tokens + n
 
 
-def test_streaming_chunks_join_to_the_answer(client, smollm2, smollm2_bpe):
-    want, n = reference(smollm2, smollm2_bpe, pretrained.smollm2_chat_prompt(QUESTION), 16)
-    chunks = list(client.chat.completions.create(model=MODEL_NAME, messages=QUESTION, max_tokens=16, temperature=0,
+def test_streaming_chunks_join_to_the_answer(client, chat_answer):
+    want, n = chat_answer
+    chunks = list(client.chat.completions.create(model=MODEL_NAME, messages=QUESTION, max_tokens=10, temperature=0,
                                                  stream=True, stream_options={"include_usage": True}))
     assert chunks[0].choices[0].delta.role == "assistant"
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == want
@@ -90,7 +101,7 @@ def test_completion_with_stop_sequence(client, smollm2, smollm2_bpe):
 
 def test_seed_makes_sampling_reproducible(client):
     def ask(seed):
-        return client.completions.create(model=MODEL_NAME, prompt="Once upon a time", max_tokens=8, temperature=1.0,
+        return client.completions.create(model=MODEL_NAME, prompt="Once upon a time", max_tokens=5, temperature=1.0,
                                          top_p=0.9, seed=seed).choices[0].text
     first = ask(1)
     assert ask(1) == first
@@ -99,20 +110,20 @@ def test_seed_makes_sampling_reproducible(client):
 
 def test_async_client_concurrent_requests_equal_alone(served, smollm2, smollm2_bpe):
     prompts = ["Water boils at", "The largest planet is", "Python is a"]
-    want = [reference(smollm2, smollm2_bpe, p, 8)[0] for p in prompts]
+    want = [reference(smollm2, smollm2_bpe, p, 6)[0] for p in prompts]
 
     async def main():
         async with openai.AsyncOpenAI(base_url=served[0].base_url, api_key="unused", max_retries=0) as aclient:
-            calls = [aclient.completions.create(model=MODEL_NAME, prompt=p, max_tokens=8, temperature=0) for p in prompts]
+            calls = [aclient.completions.create(model=MODEL_NAME, prompt=p, max_tokens=6, temperature=0) for p in prompts]
             return [r.choices[0].text for r in await asyncio.gather(*calls)]
     assert asyncio.run(main()) == want
 
 
-def test_langchain_chat_openai(served, smollm2, smollm2_bpe):
+def test_langchain_chat_openai(served, chat_answer):
     from langchain_openai import ChatOpenAI
 
-    want, _ = reference(smollm2, smollm2_bpe, pretrained.smollm2_chat_prompt(QUESTION), 12)
-    llm = ChatOpenAI(model=MODEL_NAME, base_url=served[0].base_url, api_key="unused", temperature=0, max_tokens=12,
+    want, _ = chat_answer
+    llm = ChatOpenAI(model=MODEL_NAME, base_url=served[0].base_url, api_key="unused", temperature=0, max_tokens=10,
                      max_retries=0)
     assert llm.invoke(QUESTION[0]["content"]).content == want
     assert "".join(chunk.content for chunk in llm.stream(QUESTION[0]["content"])) == want
@@ -152,12 +163,12 @@ def test_openai_client_raises_its_own_errors(client):
 def test_disconnect_mid_stream_frees_the_slot_and_spares_the_others(served, smollm2, smollm2_bpe):
     server, engine = served
     other_prompt = "Three primary colours are"
-    want, _ = reference(smollm2, smollm2_bpe, other_prompt, 10)
+    want, _ = reference(smollm2, smollm2_bpe, other_prompt, 6)
 
     async def main():
         async with httpx.AsyncClient(base_url=server.base_url, timeout=120) as http:
             other = asyncio.create_task(http.post("/completions", json={
-                "model": MODEL_NAME, "prompt": other_prompt, "max_tokens": 10, "temperature": 0}))
+                "model": MODEL_NAME, "prompt": other_prompt, "max_tokens": 6, "temperature": 0}))
             steps = engine.steps
             body = {"model": MODEL_NAME, "prompt": "Tell me a long story.", "max_tokens": 400, "stream": True}
             async with http.stream("POST", "/completions", json=body) as r:
@@ -176,3 +187,30 @@ def test_disconnect_mid_stream_frees_the_slot_and_spares_the_others(served, smol
         time.sleep(0.05)
     assert engine.stats()["busy_slots"] == 0
     assert engine.steps - steps_before < 100  # far fewer than the 400 tokens asked for
+
+
+def test_cli_serves_and_shuts_down_gracefully():
+    """``python -m course_lib.serving``: answers /health and a completion, exits 0 on SIGINT, no orphan."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "course_lib.serving", "--port", str(port), "--slots", "2",
+                             "--max-len", "128"], env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            try:
+                if httpx.get(url + "/health").json()["slots"] == 2:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        got = httpx.post(url + "/v1/completions", timeout=60, json={"model": MODEL_NAME, "prompt": "Hello",
+                                                                    "max_tokens": 2, "temperature": 0}).json()
+        assert got["usage"]["completion_tokens"] >= 1
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert b"Shutting down" in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -38,7 +38,7 @@ def test_staggered_joins_and_leaves_equal_each_sequence_alone(tiny):
         for step in range(40):
             while waiting and join_at[waiting[0]] <= step and len(rows) < cache.slots:
                 i = waiting.pop(0)
-                logits = cache.prefill(tiny, len(rows), torch.tensor([prompts[i]]))
+                logits = cache.prefill(tiny, [len(rows)], [prompts[i]])
                 out[i].append(int(logits.argmax(-1)))
                 rows.append({"req": i})
             if not rows:
@@ -68,8 +68,9 @@ def test_decode_logits_match_plain_cache(tiny):
     a, b = [1, 2, 3], [4, 5, 6, 7, 8, 9]
     cache = SlotKVCache.for_model(tiny, slots=3, max_len=16)
     with torch.no_grad():
-        cache.prefill(tiny, 0, torch.tensor([a]))
-        cache.prefill(tiny, 1, torch.tensor([b]))
+        first = cache.prefill(tiny, [0, 1], [a, b])  # one left-padded forward for both
+        for row, prompt in enumerate([a, b]):
+            torch.testing.assert_close(first[row], tiny(torch.tensor([prompt])).logits[0, -1], rtol=1e-5, atol=1e-5)
         got = cache.decode(tiny, torch.tensor([[10], [11]]))
         for row, (prompt, nxt) in enumerate([(a, 10), (b, 11)]):
             want = tiny(torch.tensor([prompt + [nxt]])).logits[0, -1]
@@ -83,7 +84,9 @@ def test_bad_slot_arguments(tiny):
     with pytest.raises(ValueError, match="exceeds the context window"):
         SlotKVCache.for_model(tiny, slots=1, max_len=1000)
     cache = SlotKVCache.for_model(tiny, slots=1, max_len=4)
-    with pytest.raises(ValueError, match="prompt 1..3 tokens"):
-        cache.prefill(tiny, 0, torch.tensor([[1, 2, 3, 4]]))
+    with pytest.raises(ValueError, match="1..3 tokens"):
+        cache.prefill(tiny, [0], [[1, 2, 3, 4]])
+    with pytest.raises(ValueError, match="distinct ints in"):
+        cache.prefill(tiny, [0, 0], [[1], [2]])
     with pytest.raises(ValueError, match="key_mask None or a bool"):
         tiny.decode_rows(torch.tensor([[1]]), cache, torch.tensor([[0]]), torch.ones(1, 1, 1, 1))

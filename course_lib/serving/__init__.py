@@ -9,8 +9,9 @@
 """
 
 from course_lib.serving.app import APIError, create_app
-from course_lib.serving.engine import Engine, Request, SamplingParams
+from course_lib.serving.engine import Engine, Request
 from course_lib.serving.int8 import Int8Linear, quantize_int8, quantize_per_channel, weight_bytes
+from course_lib.serving.params import SamplingParams
 from course_lib.serving.server import MODEL_NAME, BackgroundServer, serve_in_background, smollm2_engine
 from course_lib.serving.slots import SlotKVCache
 

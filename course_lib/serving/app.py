@@ -31,7 +31,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
-from course_lib.serving.engine import Engine, SamplingParams
+from course_lib.serving.engine import Engine
+from course_lib.serving.params import SamplingParams
 
 
 class APIError(Exception):

@@ -30,38 +30,14 @@ import queue
 import random
 import threading
 from collections import deque
-from dataclasses import dataclass
 
 import torch
 
 from course_lib.generation import sample_next_token
+from course_lib.serving.params import SamplingParams
 from course_lib.serving.slots import SlotKVCache
 
 _DONE = object()  # end-of-stream marker in a request's queue
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """Per-request decoding settings (OpenAI's names): ``max_tokens`` None = up to the slot's room."""
-    max_tokens: int | None = None
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-
-    def __post_init__(self):
-        def number(x):
-            return isinstance(x, (int, float)) and not isinstance(x, bool)
-        checks = [("max_tokens", self.max_tokens is None or (number(self.max_tokens) and isinstance(self.max_tokens, int)
-                                                            and self.max_tokens >= 1), "a positive int or None"),
-                  ("temperature", number(self.temperature) and 0 <= self.temperature <= 2, "a number in [0, 2]"),
-                  ("top_p", number(self.top_p) and 0 < self.top_p <= 1, "a number in (0, 1]"),
-                  ("seed", self.seed is None or (number(self.seed) and isinstance(self.seed, int)), "an int or None"),
-                  ("stop", isinstance(self.stop, tuple) and len(self.stop) <= 4
-                   and all(isinstance(s, str) and s for s in self.stop), "a tuple of at most 4 non-empty strings")]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"{name} must be {expected}, got {getattr(self, name)!r}")
 
 
 class Request:
@@ -95,13 +71,16 @@ class Request:
         return self._cancelled.is_set()
 
     def _put(self, item) -> None:  # engine thread -> consumer
-        if self._loop is None:
-            self._queue.put(item)
-            return
         try:
+            if self._loop is None:
+                return self._queue.put(item)
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
         except RuntimeError:  # the consumer's event loop has closed: nobody listens any more
             self.cancel()
+
+    def _end(self, reason: str) -> None:  # engine thread: the last event
+        self.finish_reason = reason
+        self._put(_DONE)
 
     def __iter__(self):
         """Text pieces as they are released (blocking); ends when the request finishes."""
@@ -121,7 +100,8 @@ class Engine:
 
     ``model`` is a ``LlamaForCausalLM`` (it needs ``decode_rows``), ``tokenizer`` has ``encode`` and
     ``decode(ids, skip_special_tokens=True)``. ``stop_token_ids`` end a request (default: the
-    model's ``eos_token_id`` and the tokenizer's ``<|endoftext|>``). ``default_max_tokens`` caps requests that give no ``max_tokens``.
+    model's ``eos_token_id`` and the tokenizer's ``<|endoftext|>``). ``default_max_tokens`` caps
+    requests that give no ``max_tokens``.
     """
 
     def __init__(self, model, tokenizer, slots: int = 8, max_len: int = 1024, stop_token_ids=None,
@@ -196,8 +176,7 @@ class Engine:
     def complete(self, prompt: str | list[int], params: SamplingParams | None = None) -> Request:
         """Submit and wait: the finished request (``.text``, ``.finish_reason``, ``.usage``)."""
         request = self.submit(prompt, params)
-        for _ in request:
-            pass
+        list(request)  # wait for the end of the stream
         return request
 
     def _loop(self) -> None:
@@ -213,38 +192,46 @@ class Engine:
                     self._decode()
         with self._cv:
             for request in [*self._running, *self._waiting]:
-                self._finish(request, "abort")
+                request._end("abort")
             self._running.clear()
             self._waiting.clear()
 
     def _admit(self) -> None:
-        """Prefill waiting requests into free slots (they join the batch before the next step)."""
-        while len(self._running) < self.slots:
-            with self._cv:
-                if not self._waiting:
-                    return
-                request = self._waiting.popleft()
-                slot = len(self._running)
-                self._running.append(request)
-            if request.cancelled:
-                self._retire([slot], "cancelled")
-                continue
-            logits = self.cache.prefill(self.model, slot, torch.tensor([request.prompt_ids]))  # (1, V)
-            if self._accept(request, self._sample(request, logits[0])):
-                self._retire([slot])
+        """Prefill waiting requests into free slots, together (they join the batch before the next step)."""
+        with self._cv:
+            joining = []
+            while self._waiting and len(self._running) + len(joining) < self.slots:
+                joining.append(self._waiting.popleft())
+            gone = [r for r in joining if r.cancelled]
+            joining = [r for r in joining if not r.cancelled]
+            first = len(self._running)
+            self._running.extend(joining)
+        for request in gone:
+            request._end("cancelled")
+        if joining:
+            slots = list(range(first, first + len(joining)))
+            logits = self.cache.prefill(self.model, slots, [r.prompt_ids for r in joining])  # (k, V)
+            tokens = self._sample(joining, logits)
+            self._retire([s for s, r, t in zip(slots, joining, tokens) if self._accept(r, t)])
 
     def _decode(self) -> None:
         """One step for every busy slot; then retire the finished ones."""
         last = torch.tensor([[r.token_ids[-1]] for r in self._running])  # (n, 1)
         logits = self.cache.decode(self.model, last)  # (n, V)
         self.steps += 1
-        done = [b for b, r in enumerate(self._running) if self._accept(r, self._sample(r, logits[b]))]
-        self._retire(done)
+        tokens = self._sample(self._running, logits)
+        self._retire([b for b, (r, t) in enumerate(zip(self._running, tokens)) if self._accept(r, t)])
 
-    def _sample(self, request: Request, logits: torch.Tensor) -> int:
-        p = request.params
-        top_p = p.top_p if p.top_p < 1 else None
-        return int(sample_next_token(logits[None], p.temperature, None, top_p, request.generator)[0])
+    @staticmethod
+    def _sample(requests: list[Request], logits: torch.Tensor) -> list[int]:
+        """One token per row of ``logits`` ``(n, V)``: one argmax for all, each sampled row with its own generator."""
+        tokens = logits.argmax(dim=-1).tolist()  # (n,) greedy
+        for b, r in enumerate(requests):
+            p = r.params
+            if p.temperature > 0:
+                top_p = p.top_p if p.top_p < 1 else None
+                tokens[b] = int(sample_next_token(logits[b:b + 1], p.temperature, None, top_p, r.generator)[0])
+        return tokens
 
     def _accept(self, request: Request, token: int) -> bool:
         """Record ``token``, release text, and say whether the request has finished."""
@@ -284,12 +271,7 @@ class Engine:
                 else:
                     self.cache.free(b)
                 self._running.pop()
-                self._finish(request, reason or request.finish_reason)
-
-    @staticmethod
-    def _finish(request: Request, reason: str) -> None:
-        request.finish_reason = reason
-        request._put(_DONE)
+                request._end(reason or request.finish_reason)
 
 
 def _held_back(text: str, stops: tuple[str, ...]) -> int:

@@ -5,7 +5,7 @@ must start together (left padding aligns their ends). Continuous batching (Orca,
 OSDI'22 §4.2; vLLM, Kwon et al. SOSP'23 §4.5) lets requests join and leave between decode steps,
 so each row needs its own length. Here the cache holds ``S`` slots ``(L, S, H_kv, max_len, d)``:
 
-- :meth:`SlotKVCache.prefill` runs one new prompt into one slot (causal attention over it alone);
+- :meth:`SlotKVCache.prefill` runs new prompts (left-padded, one forward) into free slots;
 - :meth:`SlotKVCache.decode` runs one token for each of the slots ``0..n-1`` at once: row ``b``
   writes its key/value at ``lengths[b]``, gets RoPE position ``lengths[b]`` and attends to its
   own first ``lengths[b] + 1`` keys (a key mask hides the rest of the padded ``(n, T_k)`` block);
@@ -19,6 +19,8 @@ The model side is ``LlamaForCausalLM.decode_rows(ids, cache, position_ids, key_m
 from __future__ import annotations
 
 import torch
+
+from course_lib.generation import pad_left
 
 
 class SlotKVCache:
@@ -35,7 +37,7 @@ class SlotKVCache:
         self.values = torch.zeros(shape, dtype=dtype, device=device)  # (L, S, H_kv, max_len, d)
         self.lengths = torch.zeros(slots, dtype=torch.long, device=device)  # (S,) cached positions per slot
         self.slots, self.max_len = slots, max_len
-        self._write = None  # what update() does in the running step: ("prefill", slot, T) or ("decode", n, T_k)
+        self._write = None  # the running decode step: (busy slots n, keys attended T_k)
 
     @classmethod
     def for_model(cls, model, slots: int, max_len: int) -> SlotKVCache:
@@ -44,27 +46,34 @@ class SlotKVCache:
         return cls(model.config, slots, max_len, dtype=weight.dtype, device=weight.device)
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store this step's ``k``/``v`` ``(B, H_kv, T, d)``; return the keys/values the step attends to."""
-        kind, a, b = self._write
-        if kind == "prefill":  # one slot a, T = b positions from 0
-            self.keys[layer, a:a + 1, :, :b] = k
-            self.values[layer, a:a + 1, :, :b] = v
-            return self.keys[layer, a:a + 1, :, :b], self.values[layer, a:a + 1, :, :b]  # (1, H_kv, T, d)
-        rows, pos = torch.arange(a, device=k.device), self.lengths[:a]  # slots 0..n-1, each at its length
+        """Store a decode step's ``k``/``v`` ``(n, H_kv, 1, d)`` at each slot's length; return ``(n, H_kv, T_k, d)``."""
+        n, t_k = self._write
+        rows, pos = torch.arange(n, device=k.device), self.lengths[:n]  # slots 0..n-1, each at its length
         self.keys[layer, rows, :, pos] = k[:, :, 0]  # (n, H_kv, d)
         self.values[layer, rows, :, pos] = v[:, :, 0]
-        return self.keys[layer, :a, :, :b], self.values[layer, :a, :, :b]  # (n, H_kv, T_k, d)
+        return self.keys[layer, :n, :, :t_k], self.values[layer, :n, :, :t_k]
 
-    def prefill(self, model, slot: int, input_ids: torch.Tensor) -> torch.Tensor:
-        """Run a prompt ``(1, T)`` into the empty ``slot``; logits ``(1, V)`` of its last position."""
-        T = input_ids.shape[1]
-        if not 0 <= slot < self.slots or not 0 < T < self.max_len:
-            raise ValueError(f"slot must be in [0, {self.slots}) and the prompt 1..{self.max_len - 1} tokens, "
-                             f"got slot {slot} and {T} tokens")
-        self._write = ("prefill", slot, T)
-        positions = torch.arange(T, device=input_ids.device)[None]  # (1, T)
-        logits = model.decode_rows(input_ids, self, positions, None)  # causal over the slot's T keys
-        self.lengths[slot] = T
+    def prefill(self, model, slots: list[int], prompts: list[list[int]]) -> torch.Tensor:
+        """Run new prompts into empty ``slots`` in one batched forward; logits ``(n, V)`` of their last positions.
+
+        The prompts are left-padded into a temporary ``KVCache`` (the model's tested padded path:
+        positions count real tokens, pads masked), then each row's real keys/values move to the
+        start of its slot. One forward over ``n × T_max`` tokens costs far less than ``n`` forwards.
+        """
+        if len(slots) != len(prompts) or not slots or len(set(slots)) != len(slots) \
+                or not all(0 <= s < self.slots for s in slots):
+            raise ValueError(f"slots must be distinct ints in [0, {self.slots}), one per prompt, got {slots}")
+        if not all(0 < len(p) < self.max_len for p in prompts):
+            raise ValueError(f"each prompt must have 1..{self.max_len - 1} tokens, got {[len(p) for p in prompts]}")
+        ids, mask = pad_left(prompts, pad_token_id=0)  # (n, T_max) each
+        width = ids.shape[1]
+        temp = model.new_cache(len(prompts), width)
+        logits, _ = model.decode_step(ids.to(self.keys.device), temp, mask.to(self.keys.device))  # (n, V)
+        for row, (slot, prompt) in enumerate(zip(slots, prompts)):
+            start = width - len(prompt)
+            self.keys[:, slot, :, :len(prompt)] = temp.keys[:, row, :, start:]  # (L, H_kv, T_b, d)
+            self.values[:, slot, :, :len(prompt)] = temp.values[:, row, :, start:]
+            self.lengths[slot] = len(prompt)
         return logits
 
     def decode(self, model, input_ids: torch.Tensor) -> torch.Tensor:
@@ -75,7 +84,7 @@ class SlotKVCache:
             raise ValueError(f"decode takes (n, 1) ids for n <= {self.slots} slots with room left, "
                              f"got {tuple(input_ids.shape)} at lengths {pos.tolist()}")
         t_k = int(pos.max()) + 1
-        self._write = ("decode", n, t_k)
+        self._write = (n, t_k)
         key_mask = torch.arange(t_k, device=pos.device)[None, :] <= pos[:, None]  # (n, T_k): own keys only
         logits = model.decode_rows(input_ids, self, pos[:, None], key_mask[:, None, None, :])  # (n, V)
         self.lengths[:n] += 1
