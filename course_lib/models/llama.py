@@ -246,21 +246,18 @@ class LlamaForCausalLM(nn.Module):
         return F.linear(h[:, -1], self.output_embeddings()), cache  # (B, V)
 
     def decode_rows(self, input_ids: torch.Tensor, cache, position_ids: torch.Tensor,
-                    key_mask: torch.Tensor | None) -> torch.Tensor:
+                    key_mask: torch.Tensor) -> torch.Tensor:
         """Continuous-batching step: each row at its own positions; logits ``(B, V)`` of the last position.
 
         Orca (Yu et al., OSDI'22 §4.2) batches requests at different lengths. ``position_ids``
         ``(B, T)`` are each row's RoPE positions; ``key_mask`` ``(B, 1, T, T_k)`` (True: may attend)
-        covers the ``T_k`` keys that ``cache.update(layer, k, v)`` returns (None: causal, queries are
-        the last T keys). ``cache`` is any object with that ``update`` (e.g.
-        ``course_lib.serving.slots.SlotKVCache``) and keeps its own lengths.
+        covers the ``T_k`` keys that ``cache.update(layer, k, v)`` returns. ``cache`` is any object
+        with that ``update`` (e.g. ``course_lib.serving.slots.SlotKVCache``) and keeps its own lengths.
         """
         check_token_ids(input_ids, self.config.vocab_size)
-        bad_mask = key_mask is not None and (key_mask.dim() != 4 or key_mask.dtype != torch.bool)
-        if position_ids.shape != input_ids.shape or bad_mask:
-            raise ValueError(f"position_ids must be (B, T) = {tuple(input_ids.shape)} and key_mask None or a bool "
-                             f"(B, 1, T, T_k) tensor, got {tuple(position_ids.shape)} and "
-                             f"{None if key_mask is None else tuple(key_mask.shape)}")
+        if position_ids.shape != input_ids.shape or key_mask.dim() != 4 or key_mask.dtype != torch.bool:
+            raise ValueError(f"position_ids must be (B, T) = {tuple(input_ids.shape)} and key_mask a bool "
+                             f"(B, 1, T, T_k) tensor, got {tuple(position_ids.shape)} and {tuple(key_mask.shape)}")
         h, _ = self._blocks(input_ids, position_ids, key_mask, cache, False)
         return F.linear(self.model.norm(h[:, -1]), self.output_embeddings())  # (B, V)
 
