@@ -5,7 +5,9 @@ streaming clients (c = 1, 4, 16), each sending ``max(1, 4 // c)`` requests one a
 (greedy, ``max_tokens`` fixed). Per request: time to first token (TTFT: first content chunk) and
 latency (until ``[DONE]``); per phase: aggregate completion tokens / wall time. The reference is
 the same engine with one slot (``Engine(..., slots=1)``): the same code serving requests one at a
-time in arrival order. Bounded: at most 16 requests of 24 tokens per phase.
+time in arrival order. Both servers run at once and each concurrency level is measured on both
+back to back, the order flipping per level (a shared machine's load then hits both alike).
+Bounded: at most 16 requests of 24 tokens per phase.
 
 int8: single-stream greedy decode (``generate``, 32 tokens) with :func:`quantize_int8` (kernel path)
 vs fp32, timed in alternating rounds; greedy agreement is the fraction of the 32 positions where the
@@ -75,11 +77,19 @@ async def _load(base_url: str, clients: int) -> dict:
             "latency_p50": _percentile(latency, 50), "latency_p95": _percentile(latency, 95)}
 
 
-def load_test(model, tokenizer, slots: int) -> list[dict]:
-    """The three phases (1, 4, 16 clients) against a server whose engine has ``slots`` slots."""
-    with serve_in_background(Engine(model, tokenizer, slots=slots, max_len=256)) as server:
-        asyncio.run(_load(server.base_url, 1))  # warm-up
-        return [asyncio.run(_load(server.base_url, c)) for c in CLIENTS]
+def load_tests(model, tokenizer) -> dict[str, list[dict]]:
+    """Both servers up at once (one model); each concurrency level runs on both, the order flipping per level."""
+    engines = {"batching-16": Engine(model, tokenizer, slots=16, max_len=256),
+               "queue-1": Engine(model, tokenizer, slots=1, max_len=256)}
+    rows: dict[str, list[dict]] = {name: [] for name in engines}
+    with serve_in_background(engines["batching-16"]) as batching, serve_in_background(engines["queue-1"]) as queue:
+        urls = {"batching-16": batching.base_url, "queue-1": queue.base_url}
+        for url in urls.values():
+            asyncio.run(_load(url, 1))  # warm-up
+        for i, clients in enumerate(CLIENTS):
+            for name in (list(urls) if i % 2 == 0 else list(urls)[::-1]):
+                rows[name].append(asyncio.run(_load(urls[name], clients)))
+    return rows
 
 
 def _table(rows: dict[str, list[dict]]) -> str:
@@ -94,7 +104,7 @@ def _table(rows: dict[str, list[dict]]) -> str:
 def continuous_batching() -> BenchResult:
     model, tok = pretrained.smollm2(), pretrained.smollm2_tokenizer()
     load = os.getloadavg()
-    rows = {"batching-16": load_test(model, tok, slots=16), "queue-1": load_test(model, tok, slots=1)}
+    rows = load_tests(model, tok)
     print(_table(rows))
     ours, ref = rows["batching-16"][-1]["tokens_per_s"], rows["queue-1"][-1]["tokens_per_s"]
     return BenchResult(ours, ref, "tokens/s", higher_is_better=True, target=3.0,
