@@ -6,6 +6,7 @@ The reference for every request is the plain decode loop ``generate`` on that re
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import openai
 import pytest
@@ -52,6 +53,9 @@ def test_16_concurrent_streaming_clients_equal_each_alone(tiny, smollm2_bpe):
                 return await asyncio.gather(*(one(aclient, p) for p in PROMPTS))
         got = asyncio.run(main())
         assert engine.stats()["busy_slots"] == 0
+        port = server.port
+    alive = [t.name for t in threading.enumerate()]
+    assert f"uvicorn-{port}" not in alive and "serving-engine" not in alive  # shut down, threads joined
     assert got == want
     assert engine.steps < 16 * 24 / 4  # batched: far fewer steps than one request at a time
 
