@@ -245,25 +245,45 @@ class LlamaForCausalLM(nn.Module):
         h, _ = self._decoder(input_ids, attention_mask, cache, False, last_only=True)
         return F.linear(h[:, -1], self.output_embeddings()), cache  # (B, V)
 
+    def decode_rows(self, input_ids: torch.Tensor, cache, position_ids: torch.Tensor,
+                    key_mask: torch.Tensor) -> torch.Tensor:
+        """Continuous-batching step: each row at its own positions; logits ``(B, V)`` of the last position.
+
+        Orca (Yu et al., OSDI'22 §4.2) batches requests at different lengths. ``position_ids``
+        ``(B, T)`` are each row's RoPE positions; ``key_mask`` ``(B, 1, T, T_k)`` (True: may attend)
+        covers the ``T_k`` keys that ``cache.update(layer, k, v)`` returns. ``cache`` is any object
+        with that ``update`` (e.g. ``course_lib.serving.slots.SlotKVCache``) and keeps its own lengths.
+        """
+        check_token_ids(input_ids, self.config.vocab_size)
+        if position_ids.shape != input_ids.shape or key_mask.dim() != 4 or key_mask.dtype != torch.bool:
+            raise ValueError(f"position_ids must be (B, T) = {tuple(input_ids.shape)} and key_mask a bool "
+                             f"(B, 1, T, T_k) tensor, got {tuple(position_ids.shape)} and {tuple(key_mask.shape)}")
+        h, _ = self._blocks(input_ids, position_ids, key_mask, cache, False)
+        return F.linear(self.model.norm(h[:, -1]), self.output_embeddings())  # (B, V)
+
     def _decoder(self, input_ids, attention_mask, cache, output_attentions, last_only=False):
         """Final-norm hidden states ``(B, T, D)`` (``(B, 1, D)`` with ``last_only``) and the attentions."""
         past = self._check_inputs(input_ids, attention_mask, cache)
-        B, T = input_ids.shape
-        mask = None
-        if attention_mask is None:
-            positions = torch.arange(past, past + T, device=input_ids.device)  # (T,)
-            cos, sin = rope_cos_sin(positions, self.inv_freq)  # (T, d); attention adds the causal mask
+        T = input_ids.shape[1]
+        if attention_mask is None:  # attention adds the causal mask
+            positions, mask = torch.arange(past, past + T, device=input_ids.device)[None], None  # (1, T)
         else:
             positions, mask = left_padding_mask(attention_mask, past, T)  # (B, T), (B, 1, T, T_k)
-            cos, sin = rope_cos_sin(positions.reshape(-1), self.inv_freq)
-            cos, sin = cos.view(B, 1, T, -1), sin.view(B, 1, T, -1)  # (B, 1, T, d)
+        h, attentions = self._blocks(input_ids, positions, mask, cache, output_attentions)
+        if cache is not None:
+            cache.advance(T)
+        h = self.model.norm(h[:, -1:] if last_only else h)
+        return h, attentions
+
+    def _blocks(self, input_ids, positions, mask, cache, output_attentions):
+        """Embeddings and decoder blocks: ids ``(B, T)`` at RoPE ``positions`` ``(B or 1, T)`` -> ``(B, T, D)``."""
+        rows, T = positions.shape
+        cos, sin = rope_cos_sin(positions.reshape(-1), self.inv_freq)
+        cos, sin = cos.view(rows, 1, T, -1), sin.view(rows, 1, T, -1)  # (B or 1, 1, T, d)
         h = self.model.embed_tokens(input_ids)  # (B, T, D)
         attentions = []
         for i, layer in enumerate(self.model.layers):
             h, weights = layer(h, cos, sin, mask, cache, i, output_attentions)
             if output_attentions:
                 attentions.append(weights)
-        if cache is not None:
-            cache.advance(T)
-        h = self.model.norm(h[:, -1:] if last_only else h)
         return h, tuple(attentions) if output_attentions else None
