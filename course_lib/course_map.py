@@ -30,7 +30,7 @@ NOTES_SECTIONS: tuple[Section, ...] = (
             "byte-level BPE, RMSNorm, RoPE, SwiGLU, GQA, KV cache, sampling, SmolLM2 chat"),
     Section("手撕大模型", "DeepSeek", ("04a_deepseek_mla.ipynb", "04b_deepseek_moe_mtp.ipynb", "04c_fp8.ipynb"),
             "MLA, DeepSeekMoE, MTP, FP8 block scaling"),
-    Section("手撕大模型", "WebGPT", (), "text browser, quoting answers, AutoGPT loop"),
+    Section("手撕大模型", "WebGPT", ("11_webgpt.ipynb",), "text browser, quoting answers, AutoGPT loop"),
     Section("微调技术 PEFT", "LoRA", ("05_lora.ipynb",),
             "LoRALinear, rsLoRA, DoRA, Q4_1 (QLoRA-style) base, merge/unmerge, tool-call fine-tune of SmolLM2"),
     Section("微调技术 PEFT", "P-Tuning", ("06_p_tuning.ipynb",),

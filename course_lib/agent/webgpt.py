@@ -25,7 +25,7 @@ SYSTEM = ("You answer questions about Python by browsing its documentation. Repl
           "search: <query> | click: <link number> | scroll: down | find: <text> | "
           "quote: <exact sentence from the page> | back | answer: <short answer>\n"
           "Quote the sentences that support your answer before you answer.")
-_STOP_WORDS = frozenset("""a an the and or of to in on for is are was be by with as at it its this that these
+STOP_WORDS = frozenset("""a an the and or of to in on for is are was be by with as at it its this that these
 those from which what when how why who whom does do did not no can may will would should into than then
 there their they you your we our use used using""".split())
 
@@ -97,7 +97,7 @@ def run_episode(model, browser: TextBrowser, question: str, max_steps: int = 8, 
 
 
 def content_words(text: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z0-9_]+", text.lower()) if len(w) > 2 and w not in _STOP_WORDS]
+    return [w for w in re.findall(r"[a-z0-9_]+", text.lower()) if len(w) > 2 and w not in STOP_WORDS]
 
 
 def check_support(answer: str | None, quotes: list[Quote], web: LocalWeb, threshold: float = 0.5) -> dict:
