@@ -5,12 +5,14 @@ Words and Phrases and their Compositionality"), vectorised in torch, following w
   (share of all tokens) with probability ``(sqrt(f / t) + 1) · t / f``, ``t = sample``;
 - a **reduced window**: each centre word draws ``b`` in ``1..window`` and uses ``b`` words each side;
 - **negative sampling** (§2.2): for each (centre, context) pair, ``negative`` noise words drawn from
-  the unigram distribution raised to the power 3/4, loss
+  the unigram distribution raised to the power 3/4 (drawn in O(1) each with Walker's alias method,
+  exact like gensim's ``cum_table`` bisection, where word2vec.c uses a 10⁸-entry table), loss
   ``−log σ(u_o·v_c) − Σ_k log σ(−u_k·v_c)``;
 - plain SGD whose learning rate decays **linearly** from ``alpha`` to ``min_alpha`` over training.
 
 The gradient is written out (no autograd) and applied to the batch's rows with ``index_add_``,
-like word2vec.c's per-pair updates but a batch of pairs at a time.
+like word2vec.c's per-pair updates but a batch of pairs at a time. Rows are gathered with
+``index_select`` (≈ 4× faster than ``tensor[idx]`` on CPU for a (B·(1+K), dim) gather).
 """
 
 from __future__ import annotations
@@ -64,6 +66,33 @@ def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
     return np.minimum(1.0, (np.sqrt(counts / threshold) + 1) * threshold / counts)
 
 
+def alias_table(weights: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Walker's alias method (Vose 1991, "A linear algorithm for generating random numbers with a given
+    distribution"): ``(prob, alias)`` such that drawing a column ``i`` uniformly, then keeping ``i`` with
+    probability ``prob[i]`` or else taking ``alias[i]``, samples index ``j`` with probability ``weights[j] / Σ``."""
+    weights = np.asarray(weights, np.float64)
+    if weights.ndim != 1 or len(weights) == 0 or not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError("weights must be a non-empty 1-D array of finite, non-negative numbers with a positive sum")
+    scaled = weights * len(weights) / weights.sum()          # mean 1: each column holds mass 1
+    prob, alias = np.ones(len(weights)), np.arange(len(weights))
+    small = [i for i, x in enumerate(scaled) if x < 1]
+    large = [i for i, x in enumerate(scaled) if x >= 1]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        prob[s], alias[s] = scaled[s], g                     # column s: s's own mass, topped up by g
+        scaled[g] -= 1 - scaled[s]
+        (small if scaled[g] < 1 else large).append(g)
+    return torch.from_numpy(prob).float(), torch.from_numpy(alias)   # leftovers keep prob 1 (rounding)
+
+
+def draw_alias(prob: torch.Tensor, alias: torch.Tensor, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    """``shape`` indices drawn from the alias table: a uniform column, then the column's own index or its alias."""
+    n = math.prod(shape)
+    column = torch.randint(len(prob), (n,), generator=gen)
+    own = torch.rand(n, generator=gen) < prob.index_select(0, column)
+    return torch.where(own, column, alias.index_select(0, column)).view(shape)
+
+
 def skipgram_pairs(ids: np.ndarray, sentence: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
     """All (centre, context) position pairs of one epoch, ``(P, 2)``; each centre draws its window ``b ≤ window``."""
     b = rng.integers(1, window + 1, size=len(ids))          # reduced window per centre
@@ -96,9 +125,10 @@ def train(sentences: list[list[str]], dim: int = 100, window: int = 5, negative:
     gen = torch.Generator().manual_seed(seed)
     vectors = (torch.rand(len(words), dim, generator=gen) - 0.5) / dim    # gensim: uniform(−0.5, 0.5)/dim
     output = torch.zeros(len(words), dim)
-    noise = torch.from_numpy(counts.astype(np.float64) ** 0.75)
-    noise_cdf = torch.cumsum(noise / noise.sum(), 0).float()
+    prob, alias = alias_table(counts.astype(np.float64) ** 0.75)   # noise P_n(w) ∝ count^0.75
     keep = keep_probability(counts, sample) if sample > 0 else np.ones(len(words))
+    label = torch.zeros(batch_size, 1 + negative)
+    label[:, 0] = 1.0                                                    # target 0 is the true context
     total, done, start = epochs * len(ids), 0, time.perf_counter()
     bar = None
     if progress:
@@ -108,17 +138,17 @@ def train(sentences: list[list[str]], dim: int = 100, window: int = 5, negative:
     for _ in range(epochs):
         kept = rng.random(len(ids)) < keep[ids]                          # subsampling, fresh each epoch
         e_ids, e_sent = ids[kept], sentence[kept]
-        pairs = torch.from_numpy(e_ids[skipgram_pairs(e_ids, e_sent, window, rng)])  # (P, 2) word ids
+        pairs = e_ids[skipgram_pairs(e_ids, e_sent, window, rng)]        # (P, 2) word ids
+        centres, contexts = torch.from_numpy(pairs[:, 0].copy()), torch.from_numpy(pairs[:, 1].copy())
         for b0 in range(0, len(pairs), batch_size):
             frac = (done + len(ids) * b0 / max(len(pairs), 1)) / total
             lr = max(min_alpha, alpha - (alpha - min_alpha) * frac)         # linear decay
-            centre, ctx = pairs[b0:b0 + batch_size, 0], pairs[b0:b0 + batch_size, 1]
-            negs = torch.searchsorted(noise_cdf, torch.rand(len(centre), negative, generator=gen)).clamp_(max=len(words) - 1)
+            centre, ctx = centres[b0:b0 + batch_size], contexts[b0:b0 + batch_size]
+            negs = draw_alias(prob, alias, (len(centre), negative), gen)     # (B, K)
             targets = torch.cat([ctx[:, None], negs], 1)                     # (B, 1 + K)
-            v, u = vectors[centre], output[targets]                          # (B, d), (B, 1 + K, d)
-            label = torch.zeros(targets.shape)
-            label[:, 0] = 1.0
-            g = (label - torch.sigmoid(torch.einsum("bkd,bd->bk", u, v))) * lr   # (B, 1 + K) = −∂loss/∂score · lr
+            v = vectors.index_select(0, centre)                              # (B, d)
+            u = output.index_select(0, targets.reshape(-1)).view(len(centre), 1 + negative, dim)  # (B, 1 + K, d)
+            g = (label[:len(centre)] - torch.sigmoid(torch.einsum("bkd,bd->bk", u, v))) * lr   # (B, 1 + K) = −∂loss/∂score · lr
             vectors.index_add_(0, centre, torch.einsum("bk,bkd->bd", g, u))
             output.index_add_(0, targets.reshape(-1), (g[:, :, None] * v[:, None, :]).reshape(-1, dim))
         done += len(ids)
