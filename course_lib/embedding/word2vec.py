@@ -4,15 +4,19 @@ Words and Phrases and their Compositionality"), vectorised in torch, following w
 - **subsampling** of frequent words (§2.3, word2vec.c's formula): keep a token of frequency ``f``
   (share of all tokens) with probability ``(sqrt(f / t) + 1) · t / f``, ``t = sample``;
 - a **reduced window**: each centre word draws ``b`` in ``1..window`` and uses ``b`` words each side;
-- **negative sampling** (§2.2): for each (centre, context) pair, ``negative`` noise words drawn from
-  the unigram distribution raised to the power 3/4 (drawn in O(1) each with Walker's alias method,
-  exact like gensim's ``cum_table`` bisection, where word2vec.c uses a 10⁸-entry table), loss
-  ``−log σ(u_o·v_c) − Σ_k log σ(−u_k·v_c)``;
+- **negative sampling** (§2.2): for each pair, ``negative`` noise words drawn from the unigram
+  distribution raised to the power 3/4 (O(1) each with Walker's alias method, exact like gensim's
+  ``cum_table`` bisection; word2vec.c uses a 10⁸-entry table), loss
+  ``−log σ(u_t·v_w) − Σ_k log σ(−u_k·v_w)`` for input word ``w`` and true target ``t``. As in
+  word2vec.c and gensim's ``w2v_fast_sentence_sg_neg``, each (centre, context) pair trains the
+  *context* word's input vector ``v`` to predict the *centre* word (``t``), and a noise word equal
+  to ``t`` is skipped;
 - plain SGD whose learning rate decays **linearly** from ``alpha`` to ``min_alpha`` over training.
 
-The gradient is written out (no autograd) and applied to the batch's rows with ``index_add_``,
-like word2vec.c's per-pair updates but a batch of pairs at a time. Rows are gathered with
-``index_select`` (≈ 4× faster than ``tensor[idx]`` on CPU for a (B·(1+K), dim) gather).
+Input vectors start as gensim 4's ``uniform(−1, 1) / dim``, output vectors at zero. The gradient is
+written out (no autograd) and applied to the batch's rows with ``index_add_``, like word2vec.c's
+per-pair updates but a batch of pairs at a time. Rows are gathered with ``index_select`` (≈ 4×
+faster than ``tensor[idx]`` on CPU for a (B·(1+K), dim) gather).
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ def train(sentences: list[list[str]], dim: int = 100, window: int = 5, negative:
     sentence = np.repeat(np.arange(len(sentences)), [sum(w in index for w in s) for s in sentences])
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
-    vectors = (torch.rand(len(words), dim, generator=gen) - 0.5) / dim    # gensim: uniform(−0.5, 0.5)/dim
+    vectors = (torch.rand(len(words), dim, generator=gen) * 2 - 1) / dim  # gensim 4's init: uniform(−1, 1)/dim
     output = torch.zeros(len(words), dim)
     prob, alias = alias_table(counts.astype(np.float64) ** 0.75)   # noise P_n(w) ∝ count^0.75
     keep = keep_probability(counts, sample) if sample > 0 else np.ones(len(words))
@@ -138,18 +142,20 @@ def train(sentences: list[list[str]], dim: int = 100, window: int = 5, negative:
     for _ in range(epochs):
         kept = rng.random(len(ids)) < keep[ids]                          # subsampling, fresh each epoch
         e_ids, e_sent = ids[kept], sentence[kept]
-        pairs = e_ids[skipgram_pairs(e_ids, e_sent, window, rng)]        # (P, 2) word ids
-        centres, contexts = torch.from_numpy(pairs[:, 0].copy()), torch.from_numpy(pairs[:, 1].copy())
+        pairs = e_ids[skipgram_pairs(e_ids, e_sent, window, rng)]        # (P, 2) word ids (centre, context)
+        # word2vec.c / gensim: the *context* word's input vector predicts the *centre* word
+        inputs, truths = torch.from_numpy(pairs[:, 1].copy()), torch.from_numpy(pairs[:, 0].copy())
         for b0 in range(0, len(pairs), batch_size):
             frac = (done + len(ids) * b0 / max(len(pairs), 1)) / total
             lr = max(min_alpha, alpha - (alpha - min_alpha) * frac)         # linear decay
-            centre, ctx = centres[b0:b0 + batch_size], contexts[b0:b0 + batch_size]
-            negs = draw_alias(prob, alias, (len(centre), negative), gen)     # (B, K)
-            targets = torch.cat([ctx[:, None], negs], 1)                     # (B, 1 + K)
-            v = vectors.index_select(0, centre)                              # (B, d)
-            u = output.index_select(0, targets.reshape(-1)).view(len(centre), 1 + negative, dim)  # (B, 1 + K, d)
-            g = (label[:len(centre)] - torch.sigmoid(torch.einsum("bkd,bd->bk", u, v))) * lr   # (B, 1 + K) = −∂loss/∂score · lr
-            vectors.index_add_(0, centre, torch.einsum("bk,bkd->bd", g, u))
+            word, truth = inputs[b0:b0 + batch_size], truths[b0:b0 + batch_size]
+            negs = draw_alias(prob, alias, (len(word), negative), gen)       # (B, K)
+            targets = torch.cat([truth[:, None], negs], 1)                   # (B, 1 + K)
+            v = vectors.index_select(0, word)                                # (B, d)
+            u = output.index_select(0, targets.reshape(-1)).view(len(word), 1 + negative, dim)  # (B, 1 + K, d)
+            g = (label[:len(word)] - torch.sigmoid(torch.einsum("bkd,bd->bk", u, v))) * lr   # (B, 1 + K) = −∂loss/∂score · lr
+            g[:, 1:].masked_fill_(negs == truth[:, None], 0.0)               # a noise word equal to the truth is skipped
+            vectors.index_add_(0, word, torch.einsum("bk,bkd->bd", g, u))
             output.index_add_(0, targets.reshape(-1), (g[:, :, None] * v[:, None, :]).reshape(-1, dim))
         done += len(ids)
         if bar is not None:
