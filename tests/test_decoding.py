@@ -32,7 +32,7 @@ def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
 @torch.no_grad()
 def sharpen(model: nn.Module, std: float) -> nn.Module:
     """N(0, std) weights (norms kept): a tiny model at its small init repeats one token, hiding position errors."""
-    for name, p in model.named_parameters():
+    for p in model.parameters():
         if p.dim() > 1:
             p.normal_(0, std)
     return model
