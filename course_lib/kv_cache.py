@@ -6,8 +6,8 @@ token instead of O(T²)). :class:`KVCache` preallocates ``(L, B, H_kv, max_len, 
 step in place, like transformers' ``StaticCache``, which also reads its shape from the config's
 generic names: ``num_hidden_layers``, ``num_key_value_heads`` (default ``num_attention_heads``),
 ``head_dim`` (default ``hidden_size // num_attention_heads``) and, when the model has one,
-``max_position_embeddings`` (GPT-2 and T5 provide these names as properties, as HF's
-``attribute_map`` does). All rows share one ``length``: left padding aligns their ends.
+``max_position_embeddings`` (``GPTConfig`` provides them as properties, as HF's ``attribute_map``
+does; T5's decoder passes its own depth). All rows share one ``length``: left padding aligns their ends.
 """
 
 from __future__ import annotations

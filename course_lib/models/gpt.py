@@ -205,7 +205,8 @@ class GPT(nn.Module):
         shift position), so a longer generation recomputes the last ``n_positions`` tokens each step
         (:class:`course_lib.generation.Recompute` with a window, nanoGPT's crop).
         """
-        fits = isinstance(input_ids, torch.Tensor) and input_ids.dim() == 2 and isinstance(max_new_tokens, int) \
-            and input_ids.shape[1] + max_new_tokens <= self.config.n_positions
-        decoder = self if fits else generation.Recompute(self, window=self.config.n_positions)
+        window = self.config.n_positions
+        too_long = torch.is_tensor(input_ids) and isinstance(max_new_tokens, int) \
+            and input_ids.shape[-1] + max_new_tokens > window
+        decoder = generation.Recompute(self, window=window) if too_long else self  # generate checks the inputs
         return generation.generate(decoder, input_ids, max_new_tokens, temperature=temperature, **kwargs)
