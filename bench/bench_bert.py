@@ -1,6 +1,8 @@
-"""BERT benchmarks (COURSE_DESIGN §7): all-MiniLM-L6-v2 sentence embeddings, ours vs sentence-transformers.
+"""BERT and GPT benchmarks (COURSE_DESIGN §7): all-MiniLM-L6-v2 sentence embeddings, ours vs sentence-transformers;
+tiny GPT training vs HF and decoding with the KV cache vs without.
 
     python -m bench minilm
+    python -m bench gpt_decode
 
 Both run in this process on the same sentences, batch size and threads. "end to end" includes
 tokenisation (our pure-Python WordPiece vs HF's Rust tokenizer); "model only" feeds both models the
@@ -99,3 +101,25 @@ def gpt_tiny_train() -> BenchResult:
         ours=tokens / t_ours, reference=tokens / t_ref, unit="tokens/s", higher_is_better=True, target=1.0,
         reference_name="transformers GPT2LMHeadModel (sdpa), same weights",
         notes=f"{conf}, batch 16 x 128, dropout 0.1 in both, {torch.get_num_threads()} threads, fp32 CPU")
+
+
+@benchmark("gpt_decode_cache_vs_recompute", "small GPT greedy decode tokens/s, 128 new tokens: KV cache vs Recompute")
+def gpt_decode_cache_vs_recompute() -> BenchResult:
+    """``GPT.generate``'s KV cache against ``generation.Recompute`` (its decoder before the cache), same tokens."""
+    from course_lib.generation import Recompute, generate
+    from course_lib.models.gpt import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=8192, n_positions=256, n_embd=128, n_layer=4, n_head=4, dropout=0.0)).eval()
+    ids, new = torch.randint(0, 8192, (1, 16)), 128
+    out = {}
+    with torch.inference_mode():
+        t = interleaved({"cached": lambda: out.update(cached=generate(model, ids, new)),
+                         "recompute": lambda: out.update(recompute=generate(Recompute(model), ids, new))},
+                        rounds=ROUNDS)
+    assert out["cached"].tolist() == out["recompute"].tolist()
+    return BenchResult(
+        ours=new / t["cached"], reference=new / t["recompute"], unit="tokens/s", higher_is_better=True, target=None,
+        reference_name="the same GPT through generation.Recompute (whole sequence every step, no cache)",
+        notes=f"n_embd 128, 4 layers, prompt 16 + {new} new, batch 1, identical greedy tokens, "
+              f"{torch.get_num_threads()} threads, fp32 CPU")

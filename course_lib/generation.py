@@ -13,9 +13,10 @@ They follow HF ``transformers`` logits processors (``TemperatureLogitsWarper``, 
 :func:`generate` drives any :class:`Decoder`: ``model.new_cache(batch_size, max_len)`` builds an
 empty cache and ``model.decode_step(input_ids, cache, attention_mask)`` runs the positions not yet
 in the cache and returns the last position's logits ``(B, V)`` with the extended cache. The prompt
-runs once (prefill), then one token per step (decode). A KV cache (LLaMA), a recurrent state
-(LSTM) or the token history of a model that recomputes (:class:`Recompute`: GPT, DeepSeek) all fit;
-an encoder–decoder adapts through its decoder with the encoder memory fixed (T5 ``as_decoder``).
+runs once (prefill), then one token per step (decode). A KV cache (LLaMA, GPT-2:
+:class:`course_lib.kv_cache.KVCache`), a recurrent state (LSTM) or the token history of a model
+that recomputes (:class:`Recompute`: DeepSeek's greedy baseline) all fit; an encoder–decoder
+adapts through its decoder with the encoder memory fixed (T5 ``as_decoder``, cached as well).
 Batched prompts of different lengths are left-padded (:func:`pad_left`) with an attention mask.
 """
 
@@ -150,11 +151,13 @@ class Recompute:
     """:class:`Decoder` for a model without a cache: the cache is the token history ``(B, t)``.
 
     ``model(ids).logits`` ``(B, T, V)`` is recomputed over the last ``window`` tokens (all when None)
-    each step, so the output equals a plain "append argmax and run again" loop.
+    each step, so the output equals a plain "append argmax and run again" loop. A sliding window
+    lifts the model's context limit (``config`` is exposed only without one).
     """
 
     def __init__(self, model: Callable, window: int | None = None):
-        self.model, self.window, self.config = model, window, getattr(model, "config", None)
+        self.model, self.window = model, window
+        self.config = getattr(model, "config", None) if window is None else None  # read by _context_window
 
     def new_cache(self, batch_size: int, max_len: int) -> torch.Tensor | None:
         return None

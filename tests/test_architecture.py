@@ -21,7 +21,8 @@ import course_lib
 # bottom → top; the longest matching prefix decides a module's layer
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("course_lib.attention", "course_lib.layers", "course_lib.checks", "course_lib.generation",
-              "course_lib.quant", "course_lib.data", "course_lib.corpus", "course_lib.profiling")),
+              "course_lib.quant", "course_lib.data", "course_lib.corpus", "course_lib.profiling",
+              "course_lib.kv_cache")),
     ("tokenizers", ("course_lib.tokenizers",)),
     ("models", ("course_lib.models", "course_lib.transformer")),
     ("methods", ("course_lib.training", "course_lib.seq2seq", "course_lib.checkpoint")),

@@ -17,6 +17,7 @@ from course_lib.models.deepseek import DeepSeekConfig, DeepSeekForCausalLM, gree
 from course_lib.models.gpt import GPT, GPTConfig
 from course_lib.models.llama import LlamaConfig, LlamaForCausalLM
 from course_lib.models.rnn import LSTMLanguageModel, LSTMLMConfig
+from course_lib.models.t5 import T5Config, T5ForConditionalGeneration
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -26,6 +27,15 @@ def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
     config = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=64)
     return LlamaForCausalLM(config).eval()
+
+
+@torch.no_grad()
+def sharpen(model: nn.Module, std: float) -> nn.Module:
+    """N(0, std) weights (norms kept): a tiny model at its small init repeats one token, hiding position errors."""
+    for p in model.parameters():
+        if p.dim() > 1:
+            p.normal_(0, std)
+    return model
 
 
 @torch.no_grad()
@@ -39,19 +49,37 @@ def plain_greedy(logits_fn, ids: torch.Tensor, n: int) -> torch.Tensor:
 def test_every_decoder_satisfies_the_protocol():
     llama = tiny_llama()
     lstm = LSTMLanguageModel(LSTMLMConfig(vocab_size=30, embed_dim=8, hidden_size=16))
-    assert isinstance(llama, Decoder) and isinstance(lstm, Decoder) and isinstance(Recompute(llama), Decoder)
     gpt = GPT(GPTConfig(vocab_size=50, n_positions=16, n_embd=16, n_layer=1, n_head=2))
-    assert not isinstance(gpt, Decoder)
+    t5 = T5ForConditionalGeneration(T5Config(vocab_size=30, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2))
+    assert all(isinstance(m, Decoder) for m in (llama, lstm, gpt, Recompute(llama), t5.as_decoder(torch.ones(1, 3).long())))
+    deepseek = DeepSeekForCausalLM(DeepSeekConfig(vocab_size=50))  # new_cache but no decode_step
+    assert not isinstance(deepseek, Decoder)
     with pytest.raises(TypeError, match="Decoder protocol .* Recompute"):
-        generate(gpt, torch.zeros(1, 2, dtype=torch.long), 3)
+        generate(deepseek, torch.zeros(1, 2, dtype=torch.long), 3)
 
 
-def test_gpt_lstm_mtp_greedy_equal_their_plain_loops():
+def test_gpt_t5_lstm_mtp_greedy_equal_their_plain_loops():
     torch.manual_seed(0)
-    gpt = GPT(GPTConfig(vocab_size=101, n_positions=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)).eval()
+    gpt = sharpen(GPT(GPTConfig(vocab_size=101, n_positions=16, n_embd=32, n_layer=2, n_head=4, dropout=0.0)), 0.2)
     ids = torch.randint(0, 101, (2, 4))
     window = lambda x: gpt(x[:, -16:]).logits  # noqa: E731 - the sliding window of the old loop
     assert gpt.generate(ids, 20).tolist() == plain_greedy(window, ids, 20).tolist()  # past the 16-token window
+    want = plain_greedy(window, ids, 12)
+    assert min(len(set(row[4:])) for row in want.tolist()) >= 4  # not one repeated token
+    assert gpt.generate(ids, 12).tolist() == want.tolist()  # within the window: the KV cache
+
+    torch.manual_seed(1)
+    t5 = T5ForConditionalGeneration(T5Config(vocab_size=60, d_model=32, d_kv=8, d_ff=48, num_layers=2,
+                                             num_decoder_layers=3, num_heads=4, relative_attention_num_buckets=8,
+                                             relative_attention_max_distance=6)).eval()
+    sharpen(t5, 0.5)
+    src, mask = torch.randint(1, 60, (2, 9)), torch.ones(2, 9, dtype=torch.long)
+    mask[1, 6:] = 0
+    start = torch.zeros(2, 1, dtype=torch.long)  # decoder_start_token_id; 15 steps pass max_distance 6
+    want = plain_greedy(lambda dec: t5(src, dec, attention_mask=mask).logits, start, 15)
+    assert min(len(set(row)) for row in want.tolist()) > 4  # not one repeated token
+    assert t5.generate(src, 15, attention_mask=mask).tolist() == want.tolist()
+    assert t5.generate(src, 15, attention_mask=mask, use_cache=False).tolist() == want.tolist()
 
     lstm = LSTMLanguageModel(LSTMLMConfig(vocab_size=30, embed_dim=8, hidden_size=16, num_layers=2))
     ids = torch.randint(0, 30, (2, 5))

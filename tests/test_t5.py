@@ -88,6 +88,50 @@ def test_conditional_generation_logits_loss_and_generate_equal_hf():
     assert ours.generate(ids, 6, attention_mask=mask).tolist() == hf_out.tolist()
 
 
+def test_cached_generate_equals_hf_with_its_cache():
+    """HF's ``EncoderDecoderCache`` (self-attention cache + cross-attention k/v computed once) vs ours.
+
+    Encoder and decoder depths are equal here: HF sizes its cache by the encoder depth (see above).
+    """
+    from transformers import T5Config as HFT5Config
+    from transformers import T5ForConditionalGeneration as HFT5
+
+    torch.manual_seed(0)
+    config = HFT5Config(**{**TINY, "num_decoder_layers": 2}, decoder_start_token_id=0, attn_implementation="eager")
+    ref = _randomise(HFT5(config)).eval()
+    with torch.no_grad():  # HF's small init repeats one token; N(0, 0.5) weights make every step's position count
+        for name, p in ref.named_parameters():
+            if "layer_norm" not in name:
+                p.normal_(0, 0.5)
+    ours = T5ForConditionalGeneration.from_hf(ref.config, ref.state_dict())
+    ids, mask, _ = _inputs()
+    hf_out = ref.generate(input_ids=ids, attention_mask=mask, max_new_tokens=24, do_sample=False, num_beams=1,
+                          min_new_tokens=24, eos_token_id=None, use_cache=True)  # 24 steps pass max_distance 20
+    assert len(set(hf_out[1].tolist())) > 8  # not one repeated token: a wrong step position would show
+    assert ours.generate(ids, 24, attention_mask=mask).tolist() == hf_out.tolist()
+
+
+def test_cached_decode_step_equals_full_decoder_at_every_step():
+    """Prefill 3 decoder tokens, then one a step. atol = rtol = 1e-5: one query against the cached keys is
+    another kernel call than the full (T × T) one, so fp32 sums run in another order."""
+    model = _randomise(T5ForConditionalGeneration(T5Config(**TINY))).eval()
+    ids, mask, dec = _inputs()
+    decoder = model.as_decoder(ids, mask)
+    with torch.no_grad():
+        full = model(ids, dec, attention_mask=mask).logits  # (B, T_dec, V)
+        cache = decoder.new_cache(2, 25)
+        logits, cache = decoder.decode_step(dec[:, :3], cache)
+        torch.testing.assert_close(logits, full[:, 2], atol=1e-5, rtol=1e-5)
+        for t in range(3, 25):  # 25 > max_distance 20: the step's bias row covers the log buckets too
+            logits, cache = decoder.decode_step(dec[:, t:t + 1], cache)
+            torch.testing.assert_close(logits, full[:, t], atol=1e-5, rtol=1e-5)
+    assert cache.length == 25 and cache.keys.shape == (3, 2, 4, 25, 8)  # (decoder layers, B, H, max_len, d_kv)
+    with pytest.raises(ValueError, match="batch_size 1 differs from the encoded batch 2"):
+        decoder.new_cache(1, 4)
+    with pytest.raises(ValueError, match="cache for batch 2 × 2 positions cannot take 2 × 3"):
+        decoder.decode_step(dec[:, :3], decoder.new_cache(2, 2))
+
+
 def test_fast_path_equals_explicit_attention():
     model = _randomise(T5ForConditionalGeneration(T5Config(**TINY))).eval()
     ids, mask, dec = _inputs()

@@ -23,6 +23,7 @@ from torch import nn
 from course_lib import generation
 from course_lib.attention import attend, left_padding_mask
 from course_lib.checks import check_positive_ints, check_token_ids
+from course_lib.kv_cache import KVCache, cached_length
 from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights
 
 # HF GPT-2 name suffix -> how to convert: these Conv1D weights are (in, out) and get transposed.
@@ -45,6 +46,12 @@ class GPTConfig:
         check_positive_ints(self, "vocab_size", "n_positions", "n_embd", "n_layer", "n_head")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd {self.n_embd} must be divisible by n_head {self.n_head}")
+
+    # the generic names of HF ``GPT2Config.attribute_map``, read by :class:`course_lib.kv_cache.KVCache`
+    hidden_size = property(lambda self: self.n_embd, doc="d_model (HF alias of ``n_embd``)")
+    num_attention_heads = property(lambda self: self.n_head, doc="heads (HF alias of ``n_head``)")
+    num_hidden_layers = property(lambda self: self.n_layer, doc="blocks (HF alias of ``n_layer``)")
+    max_position_embeddings = property(lambda self: self.n_positions, doc="context (HF alias of ``n_positions``)")
 
     @classmethod
     def from_hf(cls, config) -> GPTConfig:
@@ -74,11 +81,17 @@ class CausalSelfAttention(nn.Module):
         self.attn_dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, need_weights: bool, mask: torch.Tensor | None = None):
-        """``x`` ``(B, T, C)`` → ``(attention output (B, T, C), weights (B, H, T, T) or None)``; causal unless ``mask``."""
+    def forward(self, x: torch.Tensor, need_weights: bool, mask: torch.Tensor | None = None,
+                cache: KVCache | None = None, layer: int = 0):
+        """``x`` ``(B, T, C)`` → ``(attention output (B, T, C), weights (B, H, T, T_k) or None)``; causal unless ``mask``.
+
+        With ``cache`` the new keys/values are appended to layer ``layer``'s and the queries attend to all ``T_k``.
+        """
         B, T, C = x.shape
         q, k, v = (t.view(B, T, self.n_head, -1).transpose(1, 2)  # (B, H, T, Dh)
                    for t in self.c_attn(x).split(C, dim=-1))
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, H, T_k, Dh)
         p = self.attn_dropout if self.training else 0.0
         out, weights = attend(q, k, v, mask, causal=mask is None, need_weights=need_weights, dropout_p=p)  # (B, H, T, Dh)
         out = out.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
@@ -107,9 +120,9 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
         self.mlp = MLP(config)
 
-    def forward(self, x, need_weights, mask=None):
+    def forward(self, x, need_weights, mask=None, cache=None, layer=0):
         """``x`` ``(B, T, C)`` → ``(block output, attention weights or None)``."""
-        a, weights = self.attn(self.ln_1(x), need_weights, mask)
+        a, weights = self.attn(self.ln_1(x), need_weights, mask, cache, layer)
         x = x + a
         return x + self.mlp(self.ln_2(x)), weights
 
@@ -144,31 +157,56 @@ class GPT(nn.Module):
             nn.init.zeros_(module.bias)
 
     def forward(self, input_ids: torch.Tensor, output_attentions: bool = False,
-                attention_mask: torch.Tensor | None = None) -> GPTOutput:
+                attention_mask: torch.Tensor | None = None, cache: KVCache | None = None) -> GPTOutput:
         """``input_ids`` ``(B, T)`` → :class:`GPTOutput` (logits ``(B, T, V)``, tied head).
 
-        ``attention_mask`` ``(B, T)`` (1 = token, 0 = left padding): positions count real tokens only.
+        ``attention_mask`` ``(B, past + T)`` (1 = token, 0 = left padding): positions count real tokens only.
+        ``cache`` (from :meth:`new_cache`) holds the earlier keys/values and is extended in place.
         """
-        config = self.config
+        h, attentions = self._decoder(input_ids, attention_mask, cache, output_attentions)
+        return GPTOutput(h @ self.transformer.wte.weight.T, attentions)  # (B, T, V), tied head
+
+    def new_cache(self, batch_size: int, max_len: int) -> KVCache:
+        """An empty :class:`course_lib.kv_cache.KVCache` ``(n_layer, B, n_head, max_len, n_embd / n_head)``."""
+        weight = self.transformer.wte.weight
+        return KVCache(self.config, batch_size, max_len, dtype=weight.dtype, device=weight.device)
+
+    def decode_step(self, input_ids: torch.Tensor, cache: KVCache | None,
+                    attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache | None]:
+        """:class:`course_lib.generation.Decoder` step: logits ``(B, V)`` of the last position only."""
+        h, _ = self._decoder(input_ids, attention_mask, cache, False, last_only=True)
+        return h[:, -1] @ self.transformer.wte.weight.T, cache  # (B, V)
+
+    def _decoder(self, input_ids, attention_mask, cache, output_attentions, last_only=False):
+        """``ln_f`` hidden states ``(B, T, C)`` (``(B, 1, C)`` with ``last_only``) and the attentions."""
+        config, tr = self.config, self.transformer
         check_token_ids(input_ids, config.vocab_size, "input_ids", config.n_positions)
+        past = cached_length(cache, input_ids, config.n_positions, "n_positions")
         T = input_ids.shape[1]
-        tr = self.transformer
-        pos, mask = torch.arange(T, device=input_ids.device), None  # (T,)
-        if attention_mask is not None:
-            pos, mask = left_padding_mask(attention_mask, 0, T)  # (B, T), (B, 1, T, T)
+        if attention_mask is None:  # the attention adds the causal mask
+            pos, mask = torch.arange(past, past + T, device=input_ids.device), None  # (T,)
+        else:
+            pos, mask = left_padding_mask(attention_mask, past, T)  # (B, T), (B, 1, T, past + T)
         x = tr.drop(tr.wte(input_ids) + tr.wpe(pos))  # (B, T, C)
         attentions = []
-        for block in tr.h:
-            x, weights = block(x, output_attentions, mask)
+        for i, block in enumerate(tr.h):
+            x, weights = block(x, output_attentions, mask, cache, i)
             attentions.append(weights)
-        logits = tr.ln_f(x) @ tr.wte.weight.T  # (B, T, V), tied head
-        return GPTOutput(logits, tuple(attentions) if output_attentions else None)
+        if cache is not None:
+            cache.advance(T)
+        return tr.ln_f(x[:, -1:] if last_only else x), tuple(attentions) if output_attentions else None
 
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                  **kwargs) -> torch.Tensor:
         """Append ``max_new_tokens`` tokens, greedy (``temperature=0``) or sampled, through
-        :func:`course_lib.generation.generate`; no KV cache: each step recomputes the last
-        ``n_positions`` tokens (:class:`course_lib.generation.Recompute`)."""
-        return generation.generate(generation.Recompute(self, window=self.config.n_positions), input_ids,
-                                   max_new_tokens, temperature=temperature, **kwargs)
+        :func:`course_lib.generation.generate` with a KV cache (:meth:`decode_step`).
 
+        Past the ``n_positions`` learned positions a cache cannot go on (every cached key would
+        shift position), so a longer generation recomputes the last ``n_positions`` tokens each step
+        (:class:`course_lib.generation.Recompute` with a window, nanoGPT's crop).
+        """
+        window = self.config.n_positions
+        too_long = torch.is_tensor(input_ids) and isinstance(max_new_tokens, int) \
+            and input_ids.shape[-1] + max_new_tokens > window
+        decoder = generation.Recompute(self, window=window) if too_long else self  # generate checks the inputs
+        return generation.generate(decoder, input_ids, max_new_tokens, temperature=temperature, **kwargs)

@@ -27,6 +27,7 @@ from torch import nn
 
 from course_lib.attention import attend, left_padding_mask
 from course_lib.checks import check_positive_ints, check_token_ids
+from course_lib.kv_cache import KVCache, cached_length
 from course_lib.layers import RMSNorm, SwiGLU, apply_rope, rope_cos_sin, rope_inv_freq
 from course_lib.models.fused import fused_weight, swiglu
 from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights, refuse_unsupported
@@ -73,40 +74,6 @@ class LlamaConfig:
     def to_dict(self) -> dict:
         """The config as a plain dict of HF field names."""
         return asdict(self)
-
-
-class KVCache:
-    """Preallocated key/value cache: per layer ``(B, n_kv_heads, max_len, head_dim)`` tensors.
-
-    Decoding writes the new keys and values in place at ``length`` instead of concatenating,
-    so a step costs no reallocation. The model calls :meth:`advance` after its last layer.
-    """
-
-    def __init__(self, config: LlamaConfig, batch_size: int, max_len: int,
-                 dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"):
-        if batch_size <= 0 or max_len <= 0:
-            raise ValueError(f"batch_size and max_len must be positive, got {batch_size} and {max_len}")
-        if max_len > config.max_position_embeddings:
-            raise ValueError(f"max_len {max_len} exceeds the context window {config.max_position_embeddings}")
-        shape = (config.num_hidden_layers, batch_size, config.num_key_value_heads, max_len, config.head_dim)
-        self.keys = torch.zeros(shape, dtype=dtype, device=device)    # (L, B, H_kv, max_len, d)
-        self.values = torch.zeros(shape, dtype=dtype, device=device)  # (L, B, H_kv, max_len, d)
-        self.batch_size, self.max_len, self.length = batch_size, max_len, 0
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Store ``k``/``v`` ``(B, H_kv, T, d)`` after the cached ones; return all ``(B, H_kv, length+T, d)``."""
-        end = self.length + k.shape[2]
-        self.keys[layer, :, :, self.length:end] = k
-        self.values[layer, :, :, self.length:end] = v
-        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
-
-    def advance(self, n: int) -> None:
-        """Count ``n`` more cached positions (the model calls it after its last layer)."""
-        self.length += n
-
-    def nbytes(self) -> int:
-        """Bytes held by the key and value buffers."""
-        return self.keys.nbytes + self.values.nbytes
 
 
 class LlamaAttention(nn.Module):
@@ -217,15 +184,7 @@ class LlamaForCausalLM(nn.Module):
 
     def _check_inputs(self, input_ids, attention_mask, cache):
         check_token_ids(input_ids, self.config.vocab_size)
-        past = 0 if cache is None else cache.length
-        total = past + input_ids.shape[1]
-        if total > self.config.max_position_embeddings:
-            raise ValueError(f"sequence of {total} tokens exceeds the context window of "
-                             f"{self.config.max_position_embeddings} (max_position_embeddings)")
-        if cache is not None and (total > cache.max_len or cache.batch_size != input_ids.shape[0]):
-            raise ValueError(f"cache for batch {cache.batch_size} × {cache.max_len} positions cannot take "
-                             f"{input_ids.shape[0]} × {total}")
-        return past
+        return cached_length(cache, input_ids, self.config.max_position_embeddings)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 cache: KVCache | None = None, output_attentions: bool = False) -> CausalLMOutput:

@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import generation
 from course_lib.attention import attend, causal_mask
 from course_lib.checks import check_positive_ints, check_token_ids
 from course_lib.layers import RMSNorm
 from course_lib.models.hf import config_from_hf, load_hf_weights
+from course_lib.models.t5_decoding import T5GenerationMixin
 from course_lib.transformer import Seq2SeqOutput
 
 HF_TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")  # = shared.weight
@@ -103,18 +103,30 @@ class T5Attention(nn.Module):
             self.relative_attention_bias = nn.Embedding(config.relative_attention_num_buckets, config.num_heads)
 
     def compute_bias(self, t_q: int, t_k: int, device=None) -> torch.Tensor:
-        """Position bias ``(1, H, T_q, T_k)``: b[bucket(j - i)] for query i, key j."""
-        rel = torch.arange(t_k, device=device)[None, :] - torch.arange(t_q, device=device)[:, None]  # (T_q, T_k)
+        """Position bias ``(1, H, T_q, T_k)``: b[bucket(j - i)] for query i, key j; queries are the last T_q positions."""
+        queries = torch.arange(t_k - t_q, t_k, device=device)  # (T_q,) after t_k - t_q cached positions
+        rel = torch.arange(t_k, device=device)[None, :] - queries[:, None]  # (T_q, T_k)
         bucket = relative_position_bucket(rel, self.bidirectional, self.config.relative_attention_num_buckets,
                                           self.config.relative_attention_max_distance)
         return self.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0)  # (1, H, T_q, T_k)
 
-    def forward(self, x: torch.Tensor, kv: torch.Tensor, bias: torch.Tensor, need_weights: bool):
-        """``bias`` is added to the scores: position bias plus -inf where attention is not allowed."""
+    def project_kv(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values ``(B, H, S, Dkv)`` of the states ``kv`` ``(B, S, D)``."""
+        B, S, _ = kv.shape
+        return (self.k(kv).view(B, S, self.n_heads, -1).transpose(1, 2),  # (B, H, S, Dkv)
+                self.v(kv).view(B, S, self.n_heads, -1).transpose(1, 2))
+
+    def forward(self, x: torch.Tensor, kv, bias: torch.Tensor, need_weights: bool, cache=None, layer: int = 0):
+        """``bias`` is added to the scores: position bias plus -inf where attention is not allowed.
+
+        ``kv``: states ``(B, S, D)``, or their :meth:`project_kv` pair (the encoder memory's, computed
+        once while decoding); ``cache`` (a :class:`course_lib.kv_cache.KVCache`) appends the new k, v.
+        """
         B, T, _ = x.shape
         q = self.q(x).view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, H, T, Dkv)
-        k = self.k(kv).view(B, kv.shape[1], self.n_heads, -1).transpose(1, 2)  # (B, H, S, Dkv)
-        v = self.v(kv).view(B, kv.shape[1], self.n_heads, -1).transpose(1, 2)
+        k, v = kv if isinstance(kv, tuple) else self.project_kv(kv)  # (B, H, S, Dkv)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)  # (B, H, past + T, Dkv)
         p = self.config.dropout_rate if self.training else 0.0
         out, weights = attend(q, k, v, bias, need_weights=need_weights, dropout_p=p, scale=1.0)  # (B, H, T, Dkv)
         return self.o(out.transpose(1, 2).reshape(B, T, -1)), weights  # (B, T, D), (B, H, T, S)
@@ -128,10 +140,10 @@ class T5LayerSelfAttention(nn.Module):
         self.layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
 
-    def forward(self, x, bias, need_weights):
+    def forward(self, x, bias, need_weights, cache=None, layer=0):
         """``x`` ``(B, T, D)`` → ``(x + attention, weights or None)``."""
         h = self.layer_norm(x)
-        a, weights = self.SelfAttention(h, h, bias, need_weights)
+        a, weights = self.SelfAttention(h, h, bias, need_weights, cache, layer)
         return x + self.dropout(a), weights
 
 
@@ -191,9 +203,9 @@ class T5Block(nn.Module):
             self.layer.append(T5LayerCrossAttention(config))
         self.layer.append(T5LayerFF(config))
 
-    def forward(self, x, self_bias, memory=None, cross_bias=None, need_weights=False):
+    def forward(self, x, self_bias, memory=None, cross_bias=None, need_weights=False, cache=None, layer=0):
         """``x`` ``(B, T, D)`` → ``(block output, self weights, cross weights)``."""
-        x, self_w = self.layer[0](x, self_bias, need_weights)
+        x, self_w = self.layer[0](x, self_bias, need_weights, cache, layer)
         cross_w = None
         if memory is not None:
             x, cross_w = self.layer[1](x, memory, cross_bias, need_weights)
@@ -212,24 +224,32 @@ class T5Stack(nn.Module):
         self.final_layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.dropout = nn.Dropout(config.dropout_rate)
 
-    def forward(self, input_ids, mask, memory=None, memory_mask=None, need_weights=False):
-        """``mask`` (B, T) 1 = real token; ``memory`` (B, S, D) and ``memory_mask`` (B, S) for the decoder."""
+    def forward(self, input_ids, mask, memory=None, memory_mask=None, need_weights=False, cache=None):
+        """``mask`` (B, past + T) 1 = real token; ``memory`` (B, S, D) and ``memory_mask`` (B, S) for the decoder.
+
+        Decoding: ``memory`` may be one projected ``(k, v)`` pair per block and ``cache`` a
+        :class:`course_lib.kv_cache.KVCache` of the decoder's self-attention (see ``t5_decoding``).
+        """
         B, T = input_ids.shape
-        allowed = mask.bool()[:, None, None, :]  # (B, 1, 1, T)
+        past = 0 if cache is None else cache.length
+        allowed = mask.bool()[:, None, None, :]  # (B, 1, 1, past + T)
         if self.is_decoder:
-            allowed = allowed & causal_mask(T, device=input_ids.device)  # (B, 1, T, T)
-        bias = self.block[0].layer[0].SelfAttention.compute_bias(T, T, input_ids.device)  # (1, H, T, T)
-        self_bias = bias.masked_fill(~allowed, float("-inf"))  # (B, H, T, T)
+            allowed = allowed & causal_mask(T, past + T, device=input_ids.device)  # (B, 1, T, past + T)
+        bias = self.block[0].layer[0].SelfAttention.compute_bias(T, past + T, input_ids.device)  # (1, H, T, past + T)
+        self_bias = bias.masked_fill(~allowed, float("-inf"))  # (B, H, T, past + T)
         cross_bias = None
         if memory is not None:
-            cross_bias = torch.zeros(B, 1, 1, memory.shape[1], device=memory.device)  # no position bias
+            cross_bias = torch.zeros(B, 1, 1, memory_mask.shape[1], device=memory_mask.device)  # no position bias
             cross_bias = cross_bias.masked_fill(~memory_mask.bool()[:, None, None, :], float("-inf"))
         x = self.dropout(self.shared[0](input_ids))  # (B, T, D)
         self_ws, cross_ws = [], []
-        for block in self.block:
-            x, self_w, cross_w = block(x, self_bias, memory, cross_bias, need_weights)
+        for i, block in enumerate(self.block):
+            x, self_w, cross_w = block(x, self_bias, memory[i] if isinstance(memory, list) else memory, cross_bias,
+                                       need_weights, cache, i)
             self_ws.append(self_w)
             cross_ws.append(cross_w)
+        if cache is not None:
+            cache.advance(T)
         return self.dropout(self.final_layer_norm(x)), tuple(self_ws), tuple(cross_ws)
 
 
@@ -272,8 +292,8 @@ class T5Model(nn.Module):
         return Seq2SeqOutput(None, enc_w, dec_w, cross_w, h, memory)
 
 
-class T5ForConditionalGeneration(T5Model):
-    """T5 with the tied LM head: ``logits = (h · d_model^-0.5) Eᵀ``."""
+class T5ForConditionalGeneration(T5Model, T5GenerationMixin):
+    """T5 with the tied LM head: ``logits = (h · d_model^-0.5) Eᵀ``; ``generate`` / ``as_decoder`` decode with a KV cache."""
 
     def forward(self, input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None,
                 output_attentions=False) -> Seq2SeqOutput:
@@ -287,44 +307,6 @@ class T5ForConditionalGeneration(T5Model):
         if self.config.scale_decoder_outputs:
             h = h * self.config.d_model ** -0.5
         return h @ self.shared.weight.T
-
-    def as_decoder(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> T5Decoder:
-        """The decoder as a :class:`course_lib.generation.Decoder`, the encoder run once on ``input_ids``."""
-        mask = self._check("input_ids", input_ids, attention_mask)
-        with torch.no_grad():
-            memory = self.encoder(input_ids, mask)[0]  # (B, S, D), fixed while decoding
-        return T5Decoder(self, memory, mask)
-
-    def generate(self, input_ids: torch.Tensor, max_new_tokens: int, attention_mask=None, **kwargs) -> torch.Tensor:
-        """Decode from ``decoder_start_token_id`` (greedy by default) through :func:`course_lib.generation.generate`.
-
-        Returns the decoder sequence ``(B, 1 + n)``, start token first, like HF ``generate``.
-        """
-        start = torch.full((input_ids.shape[0], 1), self.config.decoder_start_token_id, device=input_ids.device)
-        return generation.generate(self.as_decoder(input_ids, attention_mask), start, max_new_tokens, **kwargs)
-
-
-class T5Decoder:
-    """:class:`course_lib.generation.Decoder` over T5's decoder with the encoder memory fixed.
-
-    The cache is the decoder token history: each step recomputes the decoder (no self-attention
-    KV cache: the relative position bias is built for the whole decoder length).
-    """
-
-    def __init__(self, model: T5ForConditionalGeneration, memory: torch.Tensor, memory_mask: torch.Tensor):
-        self.model, self.memory, self.memory_mask = model, memory, memory_mask
-
-    def new_cache(self, batch_size: int, max_len: int) -> None:
-        if batch_size != self.memory.shape[0]:
-            raise ValueError(f"batch_size {batch_size} differs from the encoded batch {self.memory.shape[0]}")
-        return None
-
-    def decode_step(self, input_ids, cache, attention_mask=None):
-        generation.require_unpadded(attention_mask, "T5Decoder")
-        ids = input_ids if cache is None else torch.cat([cache, input_ids], dim=1)  # (B, t)
-        self.model._check("decoder_input_ids", ids, None)
-        h = self.model.decoder(ids, torch.ones_like(ids), self.memory, self.memory_mask)[0]  # (B, t, D)
-        return self.model.lm_logits(h[:, -1]), ids  # (B, V)
 
 
 def shift_right(labels: torch.Tensor, decoder_start_token_id: int = 0, pad_token_id: int = 0) -> torch.Tensor:

@@ -25,6 +25,7 @@ from torch import nn
 
 from course_lib.attention import left_padding_mask
 from course_lib.checks import check_positive_ints, check_token_ids
+from course_lib.kv_cache import cached_length
 from course_lib.layers import RMSNorm, SwiGLU
 from course_lib.models.hf import config_dict, config_from_hf, load_hf_weights
 
@@ -201,11 +202,8 @@ class DeepSeekForCausalLM(nn.Module):
         if cache is not None and (not isinstance(cache, DeepSeekCache) or len(cache) != len(self.model.layers)):
             raise ValueError(f"cache must be a DeepSeekCache from new_cache() with one MLACache per layer "
                              f"({len(self.model.layers)}), got {type(cache).__name__}")
-        bsz, t = input_ids.shape
-        past = 0 if cache is None else cache.length
-        if cache is not None and (bsz != cache.batch_size or past + t > cache.max_len):
-            raise ValueError(f"cache for batch {cache.batch_size} × {cache.max_len} positions cannot take "
-                             f"{bsz} × {past + t}")
+        t = input_ids.shape[1]
+        past = cached_length(cache, input_ids, None)  # raises if the cache cannot take t more positions
         positions = mask = None
         if attention_mask is not None:
             positions, mask = left_padding_mask(attention_mask, past, t)
