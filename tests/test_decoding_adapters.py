@@ -138,3 +138,48 @@ def test_seq2seq_adapter_runs_any_generate_option():
         seq2seq.as_decoder(torch.nn.Linear(2, 2), src)
     with pytest.raises(ValueError, match="max_len must be a positive int"):
         seq2seq.greedy_decode(model, src, 0)
+
+
+@torch.no_grad()
+def old_vlm_generate(vlm, pixel_values, bos_token_id, max_new_tokens):
+    """``PrefixVLM.generate`` before the decoding interface (2026-12-01): reruns vision and text each step."""
+    ids = torch.full((pixel_values.shape[0], 1), bos_token_id, dtype=torch.long, device=pixel_values.device)
+    for _ in range(max_new_tokens):
+        nxt = vlm(pixel_values, ids).logits[:, -1].argmax(-1, keepdim=True)  # (B, 1)
+        ids = torch.cat([ids, nxt], dim=1)
+    return ids
+
+
+def tiny_vlm(seed: int):
+    from course_lib.models.clip import TextConfig
+    from course_lib.models.vit import ViT, ViTConfig
+    from course_lib.models.vlm import PrefixVLM
+
+    torch.manual_seed(seed)
+    vit = ViT(ViTConfig(image_size=16, patch_size=4, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+                        intermediate_size=48))
+    vlm = PrefixVLM(vit, TextConfig(vocab_size=15, max_position_embeddings=24, hidden_size=32, num_hidden_layers=2,
+                                    num_attention_heads=4, intermediate_size=48)).eval()
+    with torch.no_grad():  # random image tokens barely move a random decoder: enlarge them so images differ
+        vlm.multi_modal_projector.linear_1.weight.mul_(4.0)
+        vlm.multi_modal_projector.linear_2.weight.mul_(4.0)
+    return vlm
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_vlm_greedy_equals_the_old_loop(seed):
+    vlm = tiny_vlm(seed)
+    pixels = torch.rand(5, 3, 16, 16, generator=torch.Generator().manual_seed(seed))
+    for n in (1, 4, 8):  # 16 image tokens + 8 caption positions = the 24-position window
+        want = old_vlm_generate(vlm, pixels, 1, n)
+        got = vlm.generate(pixels, 1, n)
+        assert got.tolist() == want.tolist() and got.shape == (5, 1 + n)
+    assert len({tuple(r) for r in want.tolist()}) > 1  # the images lead to different captions
+    decoder = vlm.as_decoder(pixels)
+    assert isinstance(decoder, Decoder)
+    start = torch.ones(5, 1, dtype=torch.long)
+    assert generate(decoder, start, 6, use_cache=False).tolist() == want[:, :7].tolist()
+    with pytest.raises(ValueError, match="batch_size 2 differs from the image batch 5"):
+        decoder.new_cache(2, 4)
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings=24"):
+        vlm.generate(pixels, 1, 9)  # past the window, as before
