@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.checks import check_positive_ints
+
 MODES = ("parallel", "recurrent")
 
 
@@ -140,14 +142,18 @@ class LinearAttentionConfig:
     d_model: int = 64   # model width
     n_heads: int = 4    # heads; d_model must divide evenly
 
+    def __post_init__(self):
+        check_positive_ints(self, "d_model", "n_heads")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"LinearAttentionConfig.d_model ({self.d_model}) must be divisible by "
+                             f"n_heads ({self.n_heads})")
+
 
 class LinearAttention(nn.Module):
     """Multi-head causal linear attention layer with q/k/v/o projections; ``mode`` picks the form."""
 
     def __init__(self, config: LinearAttentionConfig):
         super().__init__()
-        if config.d_model <= 0 or config.n_heads <= 0 or config.d_model % config.n_heads:
-            raise ValueError(f"d_model must be a positive multiple of n_heads, got {config}")
         self.config = config
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = (
             nn.Linear(config.d_model, config.d_model, bias=False) for _ in range(4))
@@ -175,6 +181,9 @@ class RWKVConfig:
     """Sizes of the RWKV-style time-mixing layer."""
     hidden_size: int = 64  # model width C (= attention width here)
 
+    def __post_init__(self):
+        check_positive_ints(self, "hidden_size")
+
 
 class RWKVTimeMix(nn.Module):
     """RWKV-4 time mixing ("attention" of RWKV): token shift → r, k, v → σ(r) ⊙ WKV(k, v) → output.
@@ -185,8 +194,6 @@ class RWKVTimeMix(nn.Module):
     def __init__(self, config: RWKVConfig):
         super().__init__()
         c = config.hidden_size
-        if c <= 0:
-            raise ValueError(f"hidden_size must be positive, got {c}")
         self.config = config
         self.time_decay = nn.Parameter(torch.linspace(-3.0, 1.0, c))  # decay w = e^{time_decay} per channel
         self.time_first = nn.Parameter(torch.full((c,), 0.5))  # bonus u for the current token

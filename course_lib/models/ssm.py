@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib.checks import check_positive_ints
+
 MODES = ("parallel", "recurrent")
 
 
@@ -105,6 +107,10 @@ class SelectiveSSMConfig:
     dt_min: float = 1e-3           # initial Δ drawn log-uniformly in [dt_min, dt_max] (Mamba §3.6)
     dt_max: float = 1e-1
 
+    def __post_init__(self):
+        check_positive_ints(self, "hidden_size", "state_size", "expand", "conv_kernel",
+                            *(name for name in ("time_step_rank", "chunk_size") if getattr(self, name) is not None))
+
     @property
     def intermediate_size(self) -> int:
         """expand · hidden_size, the inner width D."""
@@ -125,8 +131,6 @@ class MambaMixer(nn.Module):
 
     def __init__(self, config: SelectiveSSMConfig):
         super().__init__()
-        if min(config.hidden_size, config.state_size, config.expand, config.conv_kernel) <= 0:
-            raise ValueError(f"hidden_size, state_size, expand and conv_kernel must be positive, got {config}")
         self.config = config
         d, n, r = config.intermediate_size, config.state_size, config.dt_rank
         self.in_proj = nn.Linear(config.hidden_size, 2 * d, bias=False)  # → (x, gate z)
