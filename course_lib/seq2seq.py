@@ -45,16 +45,18 @@ def noam_lambda(d_model: int, warmup: int, factor: float = 1.0):
     return lambda step: factor * d_model ** -0.5 * min((step + 1) ** -0.5, (step + 1) * warmup ** -1.5)
 
 
-class TransformerDecoder:
+class TransformerDecoder(generation.Recompute):
     """:class:`course_lib.generation.Decoder` over the Transformer's decoder with the encoder memory fixed.
 
-    Built by :func:`as_decoder` (the pattern of T5's ``as_decoder``): the encoder runs once; the
-    cache is the decoder token history ``(B, t)`` and each step re-runs ``model.decode`` over it
-    (sinusoidal positions, causal + padding mask), so outputs equal the plain "append and rerun" loop.
+    Built by :func:`as_decoder` (the pattern of T5's ``as_decoder``): the encoder runs once; as in
+    :class:`~course_lib.generation.Recompute` the cache is the decoder token history ``(B, t)`` and each
+    step re-runs ``model.decode`` over it (sinusoidal positions, causal + padding mask), so outputs
+    equal the plain "append and rerun" loop.
     """
 
     def __init__(self, model: Transformer, memory: torch.Tensor, src_mask: torch.Tensor):
-        self.model, self.memory, self.src_mask = model, memory, src_mask
+        super().__init__(model)
+        self.memory, self.src_mask = memory, src_mask  # (B, S, d_model), (B, 1, 1, S)
 
     def new_cache(self, batch_size: int, max_len: int) -> None:
         """No cache yet: the first step's ``input_ids`` start the history."""
@@ -62,13 +64,9 @@ class TransformerDecoder:
             raise ValueError(f"batch_size {batch_size} differs from the encoded batch {self.memory.shape[0]}")
         return None
 
-    def decode_step(self, input_ids: torch.Tensor, cache: torch.Tensor | None,
-                    attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """New target ids ``(B, T)`` after the history ``cache`` → last-position logits ``(B, V)``, history."""
-        generation.require_unpadded(attention_mask, "TransformerDecoder")
-        ids = input_ids if cache is None else torch.cat([cache, input_ids], dim=1)  # (B, t)
-        logits, _, _ = self.model.decode(ids, self.memory, self.src_mask)  # (B, t, V)
-        return logits[:, -1], ids
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Target ids ``(B, t)`` → logits ``(B, t, V)`` against the fixed memory."""
+        return self.model.decode(ids, self.memory, self.src_mask)[0]
 
     def repeat_interleave(self, k: int) -> TransformerDecoder:
         """The same decoder for ``k`` beams per source row (memory and mask rows repeated, B → B·k)."""

@@ -132,7 +132,7 @@ def test_seq2seq_adapter_runs_any_generate_option():
     assert sampled.shape == (6, 7) and (sampled[:, 0] == BOS).all()
     with pytest.raises(ValueError, match="batch_size 2 differs from the encoded batch 6"):
         decoder.new_cache(2, 8)
-    with pytest.raises(ValueError, match="TransformerDecoder cannot decode padded prompts"):
+    with pytest.raises(ValueError, match="Transformer cannot decode padded prompts"):
         generate(decoder, start.repeat(1, 2), 3, attention_mask=torch.tensor([[0, 1]] * 6))
     with pytest.raises(TypeError, match="course_lib.transformer.Transformer"):
         seq2seq.as_decoder(torch.nn.Linear(2, 2), src)

@@ -98,15 +98,17 @@ class PrefixVLM(nn.Module):
         return generation.generate(self.as_decoder(pixel_values), start, max_new_tokens, **kwargs)
 
 
-class VLMDecoder:
+class VLMDecoder(generation.Recompute):
     """:class:`course_lib.generation.Decoder` over a :class:`PrefixVLM` with the image prefix fixed.
 
-    The cache is the caption token history ``(B, t)``; each step re-runs the decoder over
-    ``[prefix; history]`` (tiny model: no KV cache), so outputs equal the plain "append and rerun" loop.
+    As in :class:`~course_lib.generation.Recompute` the cache is the caption token history ``(B, t)``;
+    each step re-runs the decoder over ``[prefix; history]`` (tiny model: no KV cache), so outputs
+    equal the plain "append and rerun" loop.
     """
 
     def __init__(self, model: PrefixVLM, prefix: torch.Tensor):
-        self.model, self.prefix = model, prefix  # prefix (B, N, D_t)
+        super().__init__(model)
+        self.prefix = prefix  # (B, N, D_t)
 
     def new_cache(self, batch_size: int, max_len: int) -> None:
         """No cache yet: the first step's ``input_ids`` start the history."""
@@ -114,9 +116,6 @@ class VLMDecoder:
             raise ValueError(f"batch_size {batch_size} differs from the image batch {self.prefix.shape[0]}")
         return None
 
-    def decode_step(self, input_ids: torch.Tensor, cache: torch.Tensor | None,
-                    attention_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """New caption ids ``(B, T)`` after the history ``cache`` → last-position logits ``(B, V)``, history."""
-        generation.require_unpadded(attention_mask, "VLMDecoder")
-        ids = input_ids if cache is None else torch.cat([cache, input_ids], dim=1)  # (B, t)
-        return self.model.decode(self.prefix, ids).logits[:, -1], ids
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Caption ids ``(B, t)`` → logits ``(B, t, V)`` after the fixed image prefix."""
+        return self.model.decode(self.prefix, ids).logits
