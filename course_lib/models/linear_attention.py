@@ -29,9 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.checks import check_positive_ints
-
-MODES = ("parallel", "recurrent")
+from course_lib.checks import check_positive_ints, check_sequence_input
 
 
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
@@ -160,12 +158,7 @@ class LinearAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mode: str = "parallel", state=None):
         """``x`` (B, T, d_model) → ``(out (B, T, d_model), state)``; ``state`` is None in parallel mode."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if x.dim() != 3 or x.shape[-1] != self.config.d_model:
-            raise ValueError(f"x must have shape (B, T, {self.config.d_model}), got {tuple(x.shape)}")
-        if mode == "parallel" and state is not None:
-            raise ValueError("state is only used with mode='recurrent' (the parallel form starts from scratch)")
+        check_sequence_input(x, self.config.d_model, mode, state)
         b, t, _ = x.shape
         h = self.config.n_heads
         q, k, v = (p(x).view(b, t, h, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))  # (B, H, T, D)
@@ -204,13 +197,8 @@ class RWKVTimeMix(nn.Module):
 
     def forward(self, x: torch.Tensor, mode: str = "parallel", state=None):
         """``x`` (B, T, C) → ``(out (B, T, C), state)``; ``state`` is None in parallel mode."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         c = self.config.hidden_size
-        if x.dim() != 3 or x.shape[-1] != c:
-            raise ValueError(f"x must have shape (B, T, {c}), got {tuple(x.shape)}")
-        if mode == "parallel" and state is not None:
-            raise ValueError("state is only used with mode='recurrent' (the parallel form starts from scratch)")
+        check_sequence_input(x, c, mode, state)
         last = x.new_zeros(x.shape[0], c) if state is None else state[0]
         shifted = torch.cat([last[:, None], x[:, :-1]], dim=1)  # (B, T, C): x_{t-1}
         mix = lambda mu: x * mu + shifted * (1 - mu)

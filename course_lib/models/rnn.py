@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import generation
-from course_lib.checks import check_positive_ints, check_token_ids
+from course_lib.checks import check_hidden, check_positive_ints, check_token_ids
 
 
 def lstm_cell(
@@ -76,8 +76,7 @@ class LSTM(nn.Module):
         """``x`` ``(B, T, input_size)`` → ``(outputs (B, T, H), (h_n, c_n) each (L, B, H))``."""
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor of shape (B, T, {self.input_size})")
-        if x.dim() != 3 or x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have shape (B, T, {self.input_size}), got {tuple(x.shape)}")
+        check_hidden(x, self.input_size)
         b = x.shape[0]
         if state is None:
             zeros = x.new_zeros(self.num_layers, b, self.hidden_size)

@@ -30,9 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.checks import check_positive_ints
-
-MODES = ("parallel", "recurrent")
+from course_lib.checks import check_positive_ints, check_sequence_input
 
 
 def _check_scan(u, delta, A, B, C, D) -> None:
@@ -152,12 +150,7 @@ class MambaMixer(nn.Module):
 
     def forward(self, x: torch.Tensor, mode: str = "parallel", state=None):
         """``x`` ``(B, T, hidden)`` → ``(B, T, hidden)``: conv, selective scan, gate, out_proj."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if x.dim() != 3 or x.shape[-1] != self.config.hidden_size:
-            raise ValueError(f"x must have shape (B, T, {self.config.hidden_size}), got {tuple(x.shape)}")
-        if mode == "parallel" and state is not None:
-            raise ValueError("state is only used with mode='recurrent' (the parallel form starts from scratch)")
+        check_sequence_input(x, self.config.hidden_size, mode, state)
         t, k = x.shape[1], self.config.conv_kernel
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # 2 × (B, T, D)
         xs = xs.transpose(1, 2)  # (B, D, T)
