@@ -21,6 +21,26 @@ def check_token_ids(ids: torch.Tensor, vocab_size: int, name: str = "input_ids",
         raise ValueError(f"{name} must lie in [0, {vocab_size}), got values in [{low}, {high}] (vocab_size={vocab_size})")
 
 
+def check_hidden(x: torch.Tensor, width: int, name: str = "x") -> None:
+    """Raise ``ValueError`` unless ``x`` is a ``(B, T, width)`` tensor (hidden states entering a layer)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != width:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must have shape (B, T, {width}), got {got}")
+
+
+RECURRENT_MODES = ("parallel", "recurrent")  # the two forms of a linear-time sequence layer
+
+
+def check_sequence_input(x: torch.Tensor, width: int, mode: str, state) -> None:
+    """Input of a layer with a parallel form (training) and a recurrent form (inference): linear attention,
+    RWKV, Mamba. ``mode`` in :data:`RECURRENT_MODES`, ``x`` ``(B, T, width)``, a ``state`` only when recurrent."""
+    if mode not in RECURRENT_MODES:
+        raise ValueError(f"mode must be one of {RECURRENT_MODES}, got {mode!r}")
+    check_hidden(x, width)
+    if mode == "parallel" and state is not None:
+        raise ValueError("state is only used with mode='recurrent' (the parallel form starts from scratch)")
+
+
 def check_positive_ints(config: object, *names: str) -> None:
     """Raise ``ValueError("<Config>.<name> must be a positive int, got …")`` for the first field that is not one."""
     for name in names:

@@ -34,6 +34,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from course_lib.checks import check_hidden
 from course_lib.models.deepseek.moe import DeepSeekMoE
 
 TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
@@ -243,9 +244,7 @@ class ExpertParallelMoE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(B, T, d)`` (this rank's tokens) → ``(B, T, d)``."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.config.hidden_size:
-            raise ValueError(f"x must have shape (B, T, {self.config.hidden_size}), got "
-                             f"{getattr(x, 'shape', type(x).__name__)}")
+        check_hidden(x, self.config.hidden_size)
         flat = x.reshape(-1, x.shape[-1])  # (N, d)
         routing = self.gate(flat)
         expert = routing.indices.flatten()  # (N·K,) expert of each (token, slot) pair

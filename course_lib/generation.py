@@ -152,7 +152,8 @@ class Recompute:
 
     ``model(ids).logits`` ``(B, T, V)`` is recomputed over the last ``window`` tokens (all when None)
     each step, so the output equals a plain "append argmax and run again" loop. A sliding window
-    lifts the model's context limit (``config`` is exposed only without one).
+    lifts the model's context limit (``config`` is exposed only without one). A subclass whose model
+    has another call overrides :meth:`logits` (the seq2seq Transformer and VLM adapters).
     """
 
     def __init__(self, model: Callable, window: int | None = None):
@@ -162,11 +163,15 @@ class Recompute:
     def new_cache(self, batch_size: int, max_len: int) -> torch.Tensor | None:
         return None
 
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, t, V)`` of the token sequence ``ids`` ``(B, t)``."""
+        return self.model(ids).logits
+
     def decode_step(self, input_ids, cache, attention_mask=None):
         require_unpadded(attention_mask, type(self.model).__name__)
         ids = input_ids if cache is None else torch.cat([cache, input_ids], dim=1)  # (B, t)
         context = ids if self.window is None else ids[:, -self.window:]
-        return self.model(context).logits[:, -1], ids
+        return self.logits(context)[:, -1], ids
 
 
 def pad_left(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:

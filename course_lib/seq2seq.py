@@ -2,13 +2,15 @@
 
 - Optimisation as in Vaswani et al. 2017 §5.3–5.4: Adam (β₁=0.9, β₂=0.98, ε=1e-9) with the
   "Noam" schedule lrate = d_model^-0.5 · min(step^-0.5, step · warmup^-1.5), label smoothing ε_ls = 0.1.
-- Decoding: greedy and beam search (length penalty of Wu et al. 2016, GNMT eq. 14).
+- Decoding: greedy (``generation.generate`` on the :func:`as_decoder` adapter) and beam search
+  (length penalty of Wu et al. 2016, GNMT eq. 14) over the same adapter's ``decode_step``.
 """
 
 from __future__ import annotations
 
 import torch
 
+from course_lib import generation
 from course_lib.transformer import Transformer
 
 PAD, BOS, EOS = 0, 1, 2  # special ids of the course's seq2seq vocabularies (the defaults below)
@@ -43,52 +45,92 @@ def noam_lambda(d_model: int, warmup: int, factor: float = 1.0):
     return lambda step: factor * d_model ** -0.5 * min((step + 1) ** -0.5, (step + 1) * warmup ** -1.5)
 
 
-def _decode_inputs(model: Transformer, src: torch.Tensor, max_len: int):
+class TransformerDecoder(generation.Recompute):
+    """:class:`course_lib.generation.Decoder` over the Transformer's decoder with the encoder memory fixed.
+
+    Built by :func:`as_decoder` (the pattern of T5's ``as_decoder``): the encoder runs once; as in
+    :class:`~course_lib.generation.Recompute` the cache is the decoder token history ``(B, t)`` and each
+    step re-runs ``model.decode`` over it (sinusoidal positions, causal + padding mask), so outputs
+    equal the plain "append and rerun" loop.
+    """
+
+    def __init__(self, model: Transformer, memory: torch.Tensor, src_mask: torch.Tensor):
+        super().__init__(model)
+        self.memory, self.src_mask = memory, src_mask  # (B, S, d_model), (B, 1, 1, S)
+
+    def new_cache(self, batch_size: int, max_len: int) -> None:
+        """No cache yet: the first step's ``input_ids`` start the history."""
+        if batch_size != self.memory.shape[0]:
+            raise ValueError(f"batch_size {batch_size} differs from the encoded batch {self.memory.shape[0]}")
+        return None
+
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Target ids ``(B, t)`` → logits ``(B, t, V)`` against the fixed memory."""
+        return self.model.decode(ids, self.memory, self.src_mask)[0]
+
+    def repeat_interleave(self, k: int) -> TransformerDecoder:
+        """The same decoder for ``k`` beams per source row (memory and mask rows repeated, B → B·k)."""
+        return TransformerDecoder(self.model, self.memory.repeat_interleave(k, dim=0),
+                                  self.src_mask.repeat_interleave(k, dim=0))
+
+    @staticmethod
+    def reorder_cache(cache: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """Rows of the cache follow their beams: row i becomes row ``index[i]`` (HF ``_reorder_cache``)."""
+        return cache.index_select(0, index)
+
+
+@torch.no_grad()
+def as_decoder(model: Transformer, src: torch.Tensor) -> TransformerDecoder:
+    """The decoder as a :class:`course_lib.generation.Decoder`, the encoder run once on ``src`` ``(B, S)``."""
     if not isinstance(model, Transformer):
         raise TypeError(f"model must be a course_lib.transformer.Transformer, got {type(model).__name__}")
-    if src.dim() != 2:
-        raise ValueError(f"src must have shape (B, S), got {tuple(src.shape)}")
-    if max_len <= 0:
-        raise ValueError(f"max_len must be positive, got {max_len}")
-    memory, _ = model.encode(src)  # (B, S, d_model)
-    return memory, model.src_mask(src)
+    if not isinstance(src, torch.Tensor) or src.dim() != 2:
+        raise ValueError(f"src must have shape (B, S), got {tuple(getattr(src, 'shape', ()))}")
+    memory, _ = model.encode(src)  # (B, S, d_model), fixed while decoding
+    return TransformerDecoder(model, memory, model.src_mask(src))
+
+
+def _check_max_len(max_len: int) -> None:
+    if isinstance(max_len, bool) or not isinstance(max_len, int) or max_len <= 0:
+        raise ValueError(f"max_len must be a positive int, got {max_len!r}")
 
 
 @torch.no_grad()
 def greedy_decode(model: Transformer, src: torch.Tensor, max_len: int, bos_id: int = BOS,
                   eos_id: int = EOS) -> torch.Tensor:
-    """Pick the most likely next token each step; return ``(B, ≤ max_len + 1)`` ids starting with BOS."""
-    memory, src_mask = _decode_inputs(model, src, max_len)
-    seqs = torch.full((src.shape[0], 1), bos_id, device=src.device)
-    finished = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
-    for _ in range(max_len):
-        logits, _, _ = model.decode(seqs, memory, src_mask)  # (B, t, V)
-        next_token = logits[:, -1].argmax(-1).masked_fill(finished, model.config.pad_id)  # (B,)
-        seqs = torch.cat([seqs, next_token[:, None]], dim=1)
-        finished |= next_token == eos_id
-        if finished.all():
-            break
-    return seqs
+    """Pick the most likely next token each step; return ``(B, ≤ max_len + 1)`` ids starting with BOS.
+
+    Runs :func:`course_lib.generation.generate` (greedy) on :func:`as_decoder`; rows that produced
+    EOS continue with padding until every row has.
+    """
+    _check_max_len(max_len)
+    decoder = as_decoder(model, src)
+    start = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)  # (B, 1)
+    return generation.generate(decoder, start, max_len, stop_tokens=(eos_id,), pad_token_id=model.config.pad_id)
 
 
 @torch.no_grad()
 def beam_search(model: Transformer, src: torch.Tensor, max_len: int, beam_size: int = 4,
                 length_penalty: float = 0.6, bos_id: int = BOS, eos_id: int = EOS) -> torch.Tensor:
     """Keep the ``beam_size`` best partial sequences by total log-probability; finished beams extend
-    with padding at no cost. The winner maximises score / lp(len), lp = ((5 + len) / 6)^α (GNMT)."""
-    if not isinstance(beam_size, int) or beam_size <= 0:
+    with padding at no cost. The winner maximises score / lp(len), lp = ((5 + len) / 6)^α (GNMT).
+
+    Each step runs the :func:`as_decoder` adapter's ``decode_step`` on the B·K beams; the cache rows
+    follow the surviving beams through ``reorder_cache``.
+    """
+    if isinstance(beam_size, bool) or not isinstance(beam_size, int) or beam_size <= 0:
         raise ValueError(f"beam_size must be a positive int, got {beam_size!r}")
-    memory, src_mask = _decode_inputs(model, src, max_len)
+    _check_max_len(max_len)
     b, k, pad = src.shape[0], beam_size, model.config.pad_id
-    memory = memory.repeat_interleave(k, dim=0)  # (B·K, S, d_model)
-    src_mask = src_mask.repeat_interleave(k, dim=0)
-    seqs = torch.full((b * k, 1), bos_id, device=src.device)
+    decoder = as_decoder(model, src).repeat_interleave(k)  # B·K rows of memory
+    seqs = torch.full((b * k, 1), bos_id, dtype=torch.long, device=src.device)  # (B·K, 1)
+    cache, step_ids = decoder.new_cache(b * k, max_len + 1), seqs
     scores = torch.full((b, k), float("-inf"), device=src.device)
     scores[:, 0] = 0.0  # all beams start identical: keep one so the first step gives k distinct ones
     finished = torch.zeros(b * k, dtype=torch.bool, device=src.device)
     for _ in range(max_len):
-        logits, _, _ = model.decode(seqs, memory, src_mask)
-        log_probs = torch.log_softmax(logits[:, -1].float(), dim=-1)  # (B·K, V)
+        logits, cache = decoder.decode_step(step_ids, cache)  # (B·K, V)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)  # (B·K, V)
         log_probs[finished] = float("-inf")
         log_probs[finished, pad] = 0.0
         vocab = log_probs.shape[-1]
@@ -97,6 +139,7 @@ def beam_search(model: Transformer, src: torch.Tensor, max_len: int, beam_size: 
         parent = (torch.arange(b, device=src.device)[:, None] * k + index // vocab).view(-1)  # (B·K,)
         token = (index % vocab).view(-1)
         seqs = torch.cat([seqs[parent], token[:, None]], dim=1)
+        cache, step_ids = decoder.reorder_cache(cache, parent), token[:, None]
         finished = finished[parent] | (token == eos_id)
         if finished.all():
             break

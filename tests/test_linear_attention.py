@@ -132,8 +132,10 @@ def test_bad_input():
         rwkv_wkv_parallel(torch.randn(4), torch.randn(3), torch.randn(1, 5, 3), torch.randn(1, 5, 3))
     with pytest.raises(ValueError, match=r"k and v must both have shape \(B, T, C\)"):
         rwkv_wkv_recurrent(torch.randn(3), torch.randn(3), torch.randn(5, 3), torch.randn(5, 3))
-    with pytest.raises(ValueError, match="d_model must be a positive multiple of n_heads"):
+    with pytest.raises(ValueError, match=r"LinearAttentionConfig.d_model \(10\) must be divisible by n_heads \(3\)"):
         LinearAttention(LinearAttentionConfig(d_model=10, n_heads=3))
+    with pytest.raises(ValueError, match="LinearAttentionConfig.n_heads must be a positive int, got 0"):
+        LinearAttentionConfig(n_heads=0)
     layer, mix = LinearAttention(LinearAttentionConfig(8, 2)), RWKVTimeMix(RWKVConfig(8))
     for module in (layer, mix):
         with pytest.raises(ValueError, match="mode must be one of"):

@@ -15,10 +15,15 @@ import torch
 import transformers
 
 from course_lib.models.bert import BertConfig, BertModel
+from course_lib.models.clip import CLIPConfig, TextConfig
 from course_lib.models.deepseek import DeepSeekConfig, DeepSeekForCausalLM, MLAConfig, MoEConfig
 from course_lib.models.gpt import GPT, GPTConfig
+from course_lib.models.linear_attention import LinearAttentionConfig, RWKVConfig
 from course_lib.models.llama import LlamaConfig, LlamaForCausalLM
+from course_lib.models.rnn import LSTMLMConfig
+from course_lib.models.ssm import SelectiveSSMConfig
 from course_lib.models.t5 import T5Config, T5Model
+from course_lib.models.vit import ViTConfig
 from course_lib.tokenizers.batch import pad_batch
 from course_lib.transformer import TransformerConfig
 
@@ -192,8 +197,11 @@ def test_gpt_left_padded_batch_equals_each_row_alone():
     lambda: GPTConfig(n_layer=0), lambda: BertConfig(num_hidden_layers=0), lambda: T5Config(num_layers=0),
     lambda: LlamaConfig(num_hidden_layers=0), lambda: DeepSeekConfig(num_hidden_layers=0),
     lambda: TransformerConfig(13, 13, num_encoder_layers=0), lambda: MLAConfig(32, 4, 8, 8, 4, 0),
-    lambda: MoEConfig(32, 16, 4, 0),
-], ids=["gpt", "bert", "t5", "llama", "deepseek", "transformer", "mla", "moe"])
+    lambda: MoEConfig(32, 16, 4, 0), lambda: LSTMLMConfig(num_layers=0), lambda: SelectiveSSMConfig(state_size=0),
+    lambda: LinearAttentionConfig(n_heads=0), lambda: RWKVConfig(hidden_size=0), lambda: ViTConfig(patch_size=0),
+    lambda: TextConfig(num_hidden_layers=0), lambda: CLIPConfig(projection_dim=0),
+], ids=["gpt", "bert", "t5", "llama", "deepseek", "transformer", "mla", "moe", "lstm", "mamba", "linear_attention",
+        "rwkv", "vit", "clip_text", "clip"])
 def test_every_config_reports_a_non_positive_size_the_same_way(make):
     with pytest.raises(ValueError, match=r"^\w+Config\.\w+ must be a positive int, got 0$"):
         make()

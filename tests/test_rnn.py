@@ -92,5 +92,5 @@ def test_bad_input():
         lstm(torch.zeros(2, 5, 3, dtype=torch.long))
     with pytest.raises(ValueError, match=r"state \(h_0, c_0\) must each have shape \(1, 2, 4\)"):
         lstm(torch.zeros(2, 5, 3), (torch.zeros(1, 1, 4), torch.zeros(1, 1, 4)))
-    with pytest.raises(ValueError, match="hidden_size must be a positive int"):
+    with pytest.raises(ValueError, match="LSTM.hidden_size must be a positive int, got 0"):
         LSTM(3, 0)

@@ -124,5 +124,7 @@ def test_bad_input():
         block(torch.randn(1, 4, 8), mode="fast")
     with pytest.raises(ValueError, match="state is only used with mode='recurrent'"):
         block(torch.randn(1, 4, 8), state=block(torch.randn(1, 4, 8), mode="recurrent")[1])
-    with pytest.raises(ValueError, match="must be positive"):
+    with pytest.raises(ValueError, match="SelectiveSSMConfig.state_size must be a positive int, got 0"):
         MambaMixer(SelectiveSSMConfig(hidden_size=8, state_size=0))
+    with pytest.raises(ValueError, match="SelectiveSSMConfig.chunk_size must be a positive int, got 0"):
+        SelectiveSSMConfig(chunk_size=0)

@@ -103,7 +103,7 @@ def _toy_clip_and_data(steps: int):
 
     def batch(_step):
         images, captions, _ = sample_batch(48, generator=g)
-        return images, tok.encode_batch(captions)
+        return images, tok.encode_batch(captions).input_ids
 
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps, pct_start=0.1)
@@ -119,7 +119,7 @@ def test_toy_clip_retrieval_at_least_90_percent():
         model, tok = _toy_clip_and_data(steps=600)
         images, _, labels = sample_batch(480, generator=torch.Generator().manual_seed(12345))  # never trained on
         with torch.no_grad():
-            acc = retrieval_accuracy(model.encode_image(images), model.encode_text(tok.encode_batch(list(CAPTIONS))),
+            acc = retrieval_accuracy(model.encode_image(images), model.encode_text(tok.encode_batch(list(CAPTIONS)).input_ids),
                                      labels)
     finally:
         torch.set_num_threads(threads)
@@ -133,7 +133,12 @@ def test_prefix_vlm_shapes_and_causality():
     assert vlm.num_image_tokens == 16
     assert not any(p.requires_grad for p in vlm.vision_model.parameters())  # frozen vision tower
     pixels = torch.rand(2, 3, 16, 16)
-    ids = tok.encode_batch(["a small red ring", "a large blue cross"])  # (2, 6)
+    batch = tok.encode_batch(["a small red ring", "a large blue cross"])
+    ids = batch.input_ids  # (2, 6)
+    assert batch.attention_mask.tolist() == [[1] * 6, [1] * 6] and batch.input_ids.dtype == torch.long
+    short = tok.encode_batch(["a ring", "a small red ring"], length=7)  # right-padded to a fixed width
+    assert short.input_ids[0].tolist() == [tok.bos_id, 3, 12, tok.eos_id, 0, 0, 0]
+    assert short.attention_mask.tolist() == [[1, 1, 1, 1, 0, 0, 0], [1] * 6 + [0]]
     out = vlm(pixels, ids, output_attentions=True)
     logits = out.logits
     assert logits.shape == (2, 6, tok.vocab_size) and out.attentions[0].shape == (2, 4, 22, 22)
@@ -193,7 +198,9 @@ def test_bad_input():
     tok = WordTokenizer(CAPTION_WORDS)
     with pytest.raises(ValueError, match=r"words \['dog'\] are not in the vocabulary"):
         tok.encode("a red dog")
-    with pytest.raises(ValueError, match="more than length=3"):
+    with pytest.raises(TypeError, match="non-empty list of str"):
+        tok.encode_batch("a red ring")
+    with pytest.raises(ValueError, match="more than the padded width 3"):
         tok.encode_batch(["a red ring"], length=3)
     with pytest.raises(ValueError, match="unknown class"):
         draw_shape("hexagon", "red", "small")

@@ -109,3 +109,20 @@ def test_tokenizer_data_from_gguf():
     assert len(tok["merges"]) == 48900
     assert tok["tokens"][tok["eos_token_id"]] == "<|im_end|>"
     assert "<|im_start|>" in tok["chat_template"]
+
+
+def test_tokenizer_data_is_read_once_and_cannot_be_changed_by_a_caller(monkeypatch):
+    import gguf
+
+    first = weights.smollm2_tokenizer_data()  # reads the GGUF unless an earlier test did
+
+    def no_second_read(*args, **kwargs):
+        raise AssertionError("smollm2_tokenizer_data re-read the GGUF")
+
+    monkeypatch.setattr(gguf, "GGUFReader", no_second_read)
+    second = weights.smollm2_tokenizer_data()
+    assert second == first and second is not first
+    second["chat_template"] = "changed"  # a caller's own dict ...
+    with pytest.raises(TypeError):
+        second["tokens"][0] = "changed"  # ... over shared values that cannot change
+    assert weights.smollm2_tokenizer_data()["chat_template"] == first["chat_template"]

@@ -22,16 +22,8 @@ last observation itself. Replies that are not valid JSON are repaired when the f
 from __future__ import annotations
 
 import json
-import time
 
-from course_lib.agent.dispatch import (
-    as_registry,
-    check_limits,
-    describe_tools,
-    next_max_tokens,
-    run_tool,
-    usage_tokens,
-)
+from course_lib.agent.dispatch import ModelCalls, as_registry, check_limits, describe_tools, run_tool
 from course_lib.agent.jsonreply import parse_json_reply
 from course_lib.agent.memory import AgentMemory
 from course_lib.agent.trace import Step, Trace
@@ -96,20 +88,16 @@ class AutoGPTAgent:
     def run(self, goal: str) -> Trace:
         if not isinstance(goal, str) or not goal.strip():
             raise ValueError(f"goal must be a non-empty string, got {goal!r}")
-        trace, used, t0, last, history = Trace(goal), 0, time.perf_counter(), None, []
+        trace, calls, last, history = Trace(goal), ModelCalls(self), None, []
         for index in range(1, self.max_steps + 1):
-            max_tokens = next_max_tokens(self, used)
-            if max_tokens is None:
+            messages = self.prompt(goal, last)
+            turn = calls.chat(messages)
+            if turn is None:
                 trace.stop_reason = "budget"
                 break
-            messages = self.prompt(goal, last)
-            start = time.perf_counter() - t0
-            reply = self.model.chat(messages, max_tokens=max_tokens,
-                                    temperature=self.temperature)
-            prompt_tokens, completion_tokens, total = usage_tokens(reply)
-            step = Step(index, "error", start=start, model_seconds=time.perf_counter() - t0 - start,
-                        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-            used += total
+            reply = turn.reply
+            step = Step(index, "error", start=turn.start, model_seconds=turn.model_seconds,
+                        prompt_tokens=turn.prompt_tokens, completion_tokens=turn.completion_tokens)
             trace.messages = messages + [{"role": "assistant", "content": reply.content or ""}]
             trace.steps.append(step)
             obj, how = parse_json_reply(reply.content or "")
@@ -139,7 +127,7 @@ class AutoGPTAgent:
             if len(history) >= self.max_repeats and len(set(history[-self.max_repeats:])) == 1:
                 trace.steps.append(Step(index, "stop", action="stop",
                                         observation=f"same command {self.max_repeats} times in a row",
-                                        start=time.perf_counter() - t0))
+                                        start=calls.elapsed()))
                 trace.stop_reason = "repeat"
                 break
         else:

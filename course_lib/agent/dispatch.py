@@ -79,5 +79,43 @@ def usage_tokens(reply) -> tuple[int, int, int]:
     return prompt, completion, usage.get("total_tokens", prompt + completion)
 
 
-__all__ = ["MAX_OBSERVATION", "Tool", "ToolResult", "as_registry", "check_limits", "describe_tools", "next_max_tokens",
-           "run_tool", "usage_tokens"]
+@dataclass(frozen=True)
+class ModelTurn:
+    """One model call of an agent loop: the reply, its timing and its tokens (the :class:`Step` field names)."""
+    reply: object           # the ChatReply
+    start: float            # seconds since the run started
+    model_seconds: float    # time inside ChatModel.chat
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ModelCalls:
+    """The head of every agent loop: ``agent.model.chat`` within the token budget, timed from the run's start.
+
+    ``chat(messages, **kwargs)`` passes ``max_tokens`` (:func:`next_max_tokens`) and ``agent.temperature``
+    and returns a :class:`ModelTurn`, or ``None`` once ``agent.token_budget`` is spent (the loop then
+    stops with ``stop_reason = "budget"``). ``elapsed()``: seconds since the run started.
+    """
+
+    def __init__(self, agent):
+        self.agent, self.used, self.t0 = agent, 0, time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since this run started."""
+        return time.perf_counter() - self.t0
+
+    def chat(self, messages: list[dict], **kwargs) -> ModelTurn | None:
+        """One model call counted against the budget, or ``None`` when nothing of the budget is left."""
+        max_tokens = next_max_tokens(self.agent, self.used)
+        if max_tokens is None:
+            return None
+        start = self.elapsed()
+        reply = self.agent.model.chat(messages, max_tokens=max_tokens, temperature=self.agent.temperature, **kwargs)
+        model_seconds = self.elapsed() - start
+        prompt_tokens, completion_tokens, total = usage_tokens(reply)
+        self.used += total
+        return ModelTurn(reply, start, model_seconds, prompt_tokens, completion_tokens)
+
+
+__all__ = ["MAX_OBSERVATION", "ModelCalls", "ModelTurn", "Tool", "ToolResult", "as_registry", "check_limits",
+           "describe_tools", "next_max_tokens", "run_tool", "usage_tokens"]

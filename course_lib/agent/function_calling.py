@@ -21,9 +21,8 @@ answered with an error message too, instead of being taken for the final answer.
 from __future__ import annotations
 
 import json
-import time
 
-from course_lib.agent.dispatch import as_registry, check_limits, next_max_tokens, run_tool, usage_tokens
+from course_lib.agent.dispatch import ModelCalls, as_registry, check_limits, run_tool
 from course_lib.agent.trace import Step, Trace
 
 
@@ -66,20 +65,15 @@ class FunctionCallingAgent:
         messages = self.start(task)
         schemas = self.tools.to_openai()
         trace = Trace(task if isinstance(task, str) else messages[-1].get("content") or "", messages=messages)
-        used, t0 = 0, time.perf_counter()
+        calls = ModelCalls(self)
         for index in range(1, self.max_steps + 1):
-            max_tokens = next_max_tokens(self, used)
-            if max_tokens is None:
+            turn = calls.chat(messages, tools=schemas)
+            if turn is None:
                 trace.stop_reason = "budget"
                 break
-            start = time.perf_counter() - t0
-            reply = self.model.chat(messages, tools=schemas, max_tokens=max_tokens,
-                                    temperature=self.temperature)
-            model_seconds = time.perf_counter() - t0 - start
-            prompt_tokens, completion_tokens, total = usage_tokens(reply)
-            tokens = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}
-            used += total
-            timing = {"index": index, "start": start, "model_seconds": model_seconds}
+            reply = turn.reply
+            tokens = {"prompt_tokens": turn.prompt_tokens, "completion_tokens": turn.completion_tokens}
+            timing = {"index": index, "start": turn.start, "model_seconds": turn.model_seconds}
             if reply.tool_calls:
                 messages.append(reply.message())
                 for n, call in enumerate(reply.tool_calls):

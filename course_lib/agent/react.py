@@ -22,17 +22,9 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 
-from course_lib.agent.dispatch import (
-    as_registry,
-    check_limits,
-    describe_tools,
-    next_max_tokens,
-    run_tool,
-    usage_tokens,
-)
+from course_lib.agent.dispatch import ModelCalls, as_registry, check_limits, describe_tools, run_tool
 from course_lib.agent.jsonreply import find_json_object
 from course_lib.agent.trace import Step, Trace
 
@@ -157,23 +149,18 @@ class ReActAgent:
             raise ValueError(f"question must be a non-empty string, got {question!r}")
         messages = [{"role": "system", "content": self.system_prompt()},
                     {"role": "user", "content": f"Question: {question}"}]
-        trace, used, t0 = Trace(question, messages=messages), 0, time.perf_counter()
+        trace, calls = Trace(question, messages=messages), ModelCalls(self)
         for index in range(1, self.max_steps + 1):
-            max_tokens = next_max_tokens(self, used)
-            if max_tokens is None:
+            turn = calls.chat(messages, stop=["Observation:"])
+            if turn is None:
                 trace.stop_reason = "budget"
                 break
-            start = time.perf_counter() - t0
-            reply = self.model.chat(messages, max_tokens=max_tokens,
-                                    temperature=self.temperature, stop=["Observation:"])
-            model_seconds = time.perf_counter() - t0 - start
-            text = reply.content or ""
+            text = turn.reply.content or ""
             cut = re.search(r"^[ \t*]*observation[ \t]*\d*[ \t*]*:", text, re.I | re.M)  # an invented observation
             text = (text[:cut.start()] if cut else text).strip()
             step, final = self.step(text)
-            step.index, step.start, step.model_seconds = index, start, model_seconds
-            step.prompt_tokens, step.completion_tokens, total = usage_tokens(reply)
-            used += total
+            step.index, step.start, step.model_seconds = index, turn.start, turn.model_seconds
+            step.prompt_tokens, step.completion_tokens = turn.prompt_tokens, turn.completion_tokens
             trace.steps.append(step)
             messages.append({"role": "assistant", "content": text or "(empty reply)"})
             if final:

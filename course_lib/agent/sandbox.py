@@ -82,6 +82,8 @@ class Limits:
     tmp_mb: int = 64            # size of each private tmpfs (/tmp, /var/tmp, /dev/shm) where mounts are allowed
 
     def __post_init__(self):
+        # not course_lib.checks.check_positive_ints: this module stays stdlib-only, it runs under a system
+        # Python without torch (tests/test_agent_sandbox.py::test_the_unprivileged_path_user_namespace)
         for name in ("cpu_s", "memory_mb", "file_mb", "max_processes", "max_open_files", "output_bytes", "tmp_mb"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import causal_mask, padding_mask
-from course_lib.checks import check_token_ids
+from course_lib.checks import check_positive_ints, check_token_ids
 from course_lib.models.vit import Block, EncoderOutput, ViT, ViTConfig, run_blocks
 
 # HF ``CLIPTextModel`` name → ours (substring replacements, applied in order).
@@ -45,6 +45,10 @@ class TextConfig:
     pad_token_id: int = 0               # padding id (masked out as a key)
     eos_token_id: int = 2               # the text embedding is read at the first <eos>
 
+    def __post_init__(self):
+        check_positive_ints(self, "vocab_size", "max_position_embeddings", "hidden_size", "num_hidden_layers",
+                            "num_attention_heads", "intermediate_size")
+
 
 @dataclass
 class CLIPConfig:
@@ -53,6 +57,9 @@ class CLIPConfig:
     text: TextConfig = field(default_factory=TextConfig)  # text tower
     projection_dim: int = 32            # shared embedding width
     logit_scale_init: float = math.log(1 / 0.07)  # τ: CLIP starts at temperature 0.07 (§2.5)
+
+    def __post_init__(self):
+        check_positive_ints(self, "projection_dim")
 
 
 class TextTransformer(nn.Module):

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MODES = ("parallel", "recurrent")
+from course_lib.checks import check_positive_ints, check_sequence_input
 
 
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
@@ -140,26 +140,25 @@ class LinearAttentionConfig:
     d_model: int = 64   # model width
     n_heads: int = 4    # heads; d_model must divide evenly
 
+    def __post_init__(self):
+        check_positive_ints(self, "d_model", "n_heads")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"LinearAttentionConfig.d_model ({self.d_model}) must be divisible by "
+                             f"n_heads ({self.n_heads})")
+
 
 class LinearAttention(nn.Module):
     """Multi-head causal linear attention layer with q/k/v/o projections; ``mode`` picks the form."""
 
     def __init__(self, config: LinearAttentionConfig):
         super().__init__()
-        if config.d_model <= 0 or config.n_heads <= 0 or config.d_model % config.n_heads:
-            raise ValueError(f"d_model must be a positive multiple of n_heads, got {config}")
         self.config = config
         self.q_proj, self.k_proj, self.v_proj, self.o_proj = (
             nn.Linear(config.d_model, config.d_model, bias=False) for _ in range(4))
 
     def forward(self, x: torch.Tensor, mode: str = "parallel", state=None):
         """``x`` (B, T, d_model) → ``(out (B, T, d_model), state)``; ``state`` is None in parallel mode."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if x.dim() != 3 or x.shape[-1] != self.config.d_model:
-            raise ValueError(f"x must have shape (B, T, {self.config.d_model}), got {tuple(x.shape)}")
-        if mode == "parallel" and state is not None:
-            raise ValueError("state is only used with mode='recurrent' (the parallel form starts from scratch)")
+        check_sequence_input(x, self.config.d_model, mode, state)
         b, t, _ = x.shape
         h = self.config.n_heads
         q, k, v = (p(x).view(b, t, h, -1).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))  # (B, H, T, D)
@@ -175,6 +174,9 @@ class RWKVConfig:
     """Sizes of the RWKV-style time-mixing layer."""
     hidden_size: int = 64  # model width C (= attention width here)
 
+    def __post_init__(self):
+        check_positive_ints(self, "hidden_size")
+
 
 class RWKVTimeMix(nn.Module):
     """RWKV-4 time mixing ("attention" of RWKV): token shift → r, k, v → σ(r) ⊙ WKV(k, v) → output.
@@ -185,8 +187,6 @@ class RWKVTimeMix(nn.Module):
     def __init__(self, config: RWKVConfig):
         super().__init__()
         c = config.hidden_size
-        if c <= 0:
-            raise ValueError(f"hidden_size must be positive, got {c}")
         self.config = config
         self.time_decay = nn.Parameter(torch.linspace(-3.0, 1.0, c))  # decay w = e^{time_decay} per channel
         self.time_first = nn.Parameter(torch.full((c,), 0.5))  # bonus u for the current token
@@ -197,13 +197,8 @@ class RWKVTimeMix(nn.Module):
 
     def forward(self, x: torch.Tensor, mode: str = "parallel", state=None):
         """``x`` (B, T, C) → ``(out (B, T, C), state)``; ``state`` is None in parallel mode."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         c = self.config.hidden_size
-        if x.dim() != 3 or x.shape[-1] != c:
-            raise ValueError(f"x must have shape (B, T, {c}), got {tuple(x.shape)}")
-        if mode == "parallel" and state is not None:
-            raise ValueError("state is only used with mode='recurrent' (the parallel form starts from scratch)")
+        check_sequence_input(x, c, mode, state)
         last = x.new_zeros(x.shape[0], c) if state is None else state[0]
         shifted = torch.cat([last[:, None], x[:, :-1]], dim=1)  # (B, T, C): x_{t-1}
         mix = lambda mu: x * mu + shifted * (1 - mu)

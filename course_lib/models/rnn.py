@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib import generation
-from course_lib.checks import check_token_ids
+from course_lib.checks import check_hidden, check_positive_ints, check_token_ids
 
 
 def lstm_cell(
@@ -54,10 +54,8 @@ class LSTM(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1):
         super().__init__()
-        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        check_positive_ints(self, "input_size", "hidden_size", "num_layers")
         for layer in range(num_layers):
             d_in = input_size if layer == 0 else hidden_size
             self.register_parameter(f"weight_ih_l{layer}", nn.Parameter(torch.empty(4 * hidden_size, d_in)))
@@ -78,8 +76,7 @@ class LSTM(nn.Module):
         """``x`` ``(B, T, input_size)`` → ``(outputs (B, T, H), (h_n, c_n) each (L, B, H))``."""
         if not isinstance(x, torch.Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a floating-point tensor of shape (B, T, {self.input_size})")
-        if x.dim() != 3 or x.shape[-1] != self.input_size:
-            raise ValueError(f"x must have shape (B, T, {self.input_size}), got {tuple(x.shape)}")
+        check_hidden(x, self.input_size)
         b = x.shape[0]
         if state is None:
             zeros = x.new_zeros(self.num_layers, b, self.hidden_size)
@@ -111,14 +108,15 @@ class LSTMLMConfig:
     hidden_size: int = 128   # LSTM state width H (h and c each)
     num_layers: int = 1      # stacked LSTM layers
 
+    def __post_init__(self):
+        check_positive_ints(self, "vocab_size", "embed_dim", "hidden_size", "num_layers")
+
 
 class LSTMLanguageModel(nn.Module):
     """Embedding → :class:`LSTM` → linear head: p(x_{t+1} | x_{≤t}) from the running state."""
 
     def __init__(self, config: LSTMLMConfig):
         super().__init__()
-        if config.vocab_size <= 0 or config.embed_dim <= 0:
-            raise ValueError(f"vocab_size and embed_dim must be positive, got {config}")
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
         self.lstm = LSTM(config.embed_dim, config.hidden_size, config.num_layers)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MODES = ("parallel", "recurrent")
+from course_lib.checks import check_positive_ints, check_sequence_input
 
 
 def _check_scan(u, delta, A, B, C, D) -> None:
@@ -105,6 +105,10 @@ class SelectiveSSMConfig:
     dt_min: float = 1e-3           # initial Δ drawn log-uniformly in [dt_min, dt_max] (Mamba §3.6)
     dt_max: float = 1e-1
 
+    def __post_init__(self):
+        check_positive_ints(self, "hidden_size", "state_size", "expand", "conv_kernel",
+                            *(name for name in ("time_step_rank", "chunk_size") if getattr(self, name) is not None))
+
     @property
     def intermediate_size(self) -> int:
         """expand · hidden_size, the inner width D."""
@@ -125,8 +129,6 @@ class MambaMixer(nn.Module):
 
     def __init__(self, config: SelectiveSSMConfig):
         super().__init__()
-        if min(config.hidden_size, config.state_size, config.expand, config.conv_kernel) <= 0:
-            raise ValueError(f"hidden_size, state_size, expand and conv_kernel must be positive, got {config}")
         self.config = config
         d, n, r = config.intermediate_size, config.state_size, config.dt_rank
         self.in_proj = nn.Linear(config.hidden_size, 2 * d, bias=False)  # → (x, gate z)
@@ -148,12 +150,7 @@ class MambaMixer(nn.Module):
 
     def forward(self, x: torch.Tensor, mode: str = "parallel", state=None):
         """``x`` ``(B, T, hidden)`` → ``(B, T, hidden)``: conv, selective scan, gate, out_proj."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        if x.dim() != 3 or x.shape[-1] != self.config.hidden_size:
-            raise ValueError(f"x must have shape (B, T, {self.config.hidden_size}), got {tuple(x.shape)}")
-        if mode == "parallel" and state is not None:
-            raise ValueError("state is only used with mode='recurrent' (the parallel form starts from scratch)")
+        check_sequence_input(x, self.config.hidden_size, mode, state)
         t, k = x.shape[1], self.config.conv_kernel
         xs, z = self.in_proj(x).chunk(2, dim=-1)  # 2 × (B, T, D)
         xs = xs.transpose(1, 2)  # (B, D, T)

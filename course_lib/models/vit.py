@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.attention import scaled_dot_product_attention
+from course_lib.checks import check_positive_ints
 
 # HF ViTModel name prefix → ours; every other name is identical (layers.N.attention.q_proj, ... layernorm).
 HF_TO_OURS = {
@@ -48,8 +49,13 @@ class ViTConfig:
         """(image_size / patch_size)², the number of patch tokens."""
         return (self.image_size // self.patch_size) ** 2
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self) -> None:
-        """Raise ``ValueError`` for sizes that do not fit together."""
+        """Raise ``ValueError`` for a size that is not a positive int or sizes that do not fit together."""
+        check_positive_ints(self, "image_size", "patch_size", "num_channels", "hidden_size", "num_hidden_layers",
+                            "num_attention_heads", "intermediate_size")
         if self.image_size % self.patch_size:
             raise ValueError(f"image_size {self.image_size} must be a multiple of patch_size {self.patch_size}")
         if self.hidden_size % self.num_attention_heads:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import generation
 from course_lib.attention import causal_mask
 from course_lib.models.clip import TextConfig, TextTransformer
 from course_lib.models.vit import ViT, run_blocks
@@ -58,19 +59,26 @@ class PrefixVLM(nn.Module):
         """Image tokens placed before the text: the vision tower's patch count."""
         return self.vision_model.config.num_patches
 
-    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, output_attentions: bool = False
-                ) -> VLMOutput:
-        """Logits ``(B, T, V)`` at the text positions of ``[image tokens; input_ids]``."""
+    def image_prefix(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, 3, H, W)`` → image tokens ``(B, N, D_t)``: patch features (no [CLS]) through the projector."""
+        patches = self.vision_model(pixel_values).last_hidden_state[:, 1:]  # (B, N, D_v)
+        return self.multi_modal_projector(patches)  # (B, N, D_t)
+
+    def decode(self, prefix: torch.Tensor, input_ids: torch.Tensor, output_attentions: bool = False) -> VLMOutput:
+        """The causal decoder over ``[prefix; embed(input_ids)]`` → logits ``(B, T, V)`` at the text positions."""
         lm = self.language_model
         lm.check_ids(input_ids, offset=self.num_image_tokens)
-        patches = self.vision_model(pixel_values).last_hidden_state[:, 1:]  # (B, N, D_v): patch tokens, no [CLS]
-        prefix = self.multi_modal_projector(patches)  # (B, N, D_t)
         x = torch.cat([prefix, lm.token_embedding(input_ids)], dim=1)  # (B, N + T, D_t)
         length = x.shape[1]
         x = x + lm.position_embedding.weight[:length]
         x, attentions = run_blocks(lm.layers, x, causal_mask(length, device=x.device), output_attentions)
         logits = self.lm_head(lm.final_layer_norm(x[:, self.num_image_tokens:]))  # (B, T, V)
         return VLMOutput(logits, attentions)
+
+    def forward(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, output_attentions: bool = False
+                ) -> VLMOutput:
+        """Logits ``(B, T, V)`` at the text positions of ``[image tokens; input_ids]``."""
+        return self.decode(self.image_prefix(pixel_values), input_ids, output_attentions)
 
     def loss(self, pixel_values: torch.Tensor, input_ids: torch.Tensor, pad_token_id: int = 0) -> torch.Tensor:
         """Next-token cross-entropy on the caption (padding ignored)."""
@@ -79,10 +87,35 @@ class PrefixVLM(nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
 
     @torch.no_grad()
-    def generate(self, pixel_values: torch.Tensor, bos_token_id: int, max_new_tokens: int) -> torch.Tensor:
-        """Greedy captions (B, 1 + max_new_tokens), starting from <bos> (recomputes the prefix; tiny model)."""
-        ids = torch.full((pixel_values.shape[0], 1), bos_token_id, dtype=torch.long, device=pixel_values.device)
-        for _ in range(max_new_tokens):
-            nxt = self(pixel_values, ids).logits[:, -1].argmax(-1, keepdim=True)  # (B, 1)
-            ids = torch.cat([ids, nxt], dim=1)
-        return ids
+    def as_decoder(self, pixel_values: torch.Tensor) -> VLMDecoder:
+        """The text decoder as a :class:`course_lib.generation.Decoder`, the image prefix computed once."""
+        return VLMDecoder(self, self.image_prefix(pixel_values))
+
+    def generate(self, pixel_values: torch.Tensor, bos_token_id: int, max_new_tokens: int, **kwargs) -> torch.Tensor:
+        """Captions ``(B, 1 + n)`` from <bos> through :func:`course_lib.generation.generate` (greedy by default;
+        ``generate``'s keyword arguments such as ``stop_tokens``, ``temperature`` pass through)."""
+        start = torch.full((pixel_values.shape[0], 1), bos_token_id, dtype=torch.long, device=pixel_values.device)
+        return generation.generate(self.as_decoder(pixel_values), start, max_new_tokens, **kwargs)
+
+
+class VLMDecoder(generation.Recompute):
+    """:class:`course_lib.generation.Decoder` over a :class:`PrefixVLM` with the image prefix fixed.
+
+    As in :class:`~course_lib.generation.Recompute` the cache is the caption token history ``(B, t)``;
+    each step re-runs the decoder over ``[prefix; history]`` (tiny model: no KV cache), so outputs
+    equal the plain "append and rerun" loop.
+    """
+
+    def __init__(self, model: PrefixVLM, prefix: torch.Tensor):
+        super().__init__(model)
+        self.prefix = prefix  # (B, N, D_t)
+
+    def new_cache(self, batch_size: int, max_len: int) -> None:
+        """No cache yet: the first step's ``input_ids`` start the history."""
+        if batch_size != self.prefix.shape[0]:
+            raise ValueError(f"batch_size {batch_size} differs from the image batch {self.prefix.shape[0]}")
+        return None
+
+    def logits(self, ids: torch.Tensor) -> torch.Tensor:
+        """Caption ids ``(B, t)`` → logits ``(B, t, V)`` after the fixed image prefix."""
+        return self.model.decode(self.prefix, ids).logits

@@ -7,7 +7,7 @@ zero-shot classification, and held-out images (new positions, sizes, noise) test
 
     tok = WordTokenizer(CAPTION_WORDS)        # course_lib.tokenizers.word
     images, captions, labels = sample_batch(48, generator=torch.Generator().manual_seed(0))
-    ids = tok.encode_batch(captions)          # (B, T) with <bos> … <eos> <pad>…
+    ids = tok.encode_batch(captions).input_ids  # (B, T) with <bos> … <eos> <pad>…
 """
 
 from __future__ import annotations

@@ -21,13 +21,18 @@ class BatchEncoding:
     attention_mask: torch.Tensor  # (B, T)
 
 
-def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, padding_side: str = "right") -> BatchEncoding:
-    """Pad token-id lists to the longest with ``pad_id`` on ``padding_side``, as HF ``tokenizer(texts, padding=True)``."""
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, padding_side: str = "right",
+              width: int | None = None) -> BatchEncoding:
+    """Pad token-id lists with ``pad_id`` on ``padding_side`` to the longest, as HF ``tokenizer(texts, padding=True)``,
+    or to a fixed ``width`` (HF ``padding="max_length"``; a longer row is a ``ValueError``)."""
     if padding_side not in PADDING_SIDES:
         raise ValueError(f"padding_side must be one of {PADDING_SIDES}, got {padding_side!r}")
     if not rows:
         raise ValueError("need at least one row to pad")
-    width = max(len(r) for r in rows)
+    longest = max(len(r) for r in rows)
+    if width is not None and (isinstance(width, bool) or not isinstance(width, int) or width < longest):
+        raise ValueError(f"a row needs {longest} tokens, more than the padded width {width!r}")
+    width = longest if width is None else width
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (B, T)
     mask = torch.zeros_like(ids)
     for i, row in enumerate(rows):

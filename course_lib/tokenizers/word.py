@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
+from course_lib.tokenizers.batch import BatchEncoding, check_texts, pad_batch
+
 
 class WordTokenizer:
     """Word-level tokenizer over a closed vocabulary: ``<pad>`` = 0, ``<bos>`` = 1, ``<eos>`` = 2, then ``words``."""
@@ -31,13 +33,10 @@ class WordTokenizer:
             raise ValueError(f"words {unknown} are not in the vocabulary {list(self.vocab)[3:]}")
         return [self.bos_id, *(self.vocab[w] for w in text.split()), self.eos_id]
 
-    def encode_batch(self, texts: list[str], length: int | None = None) -> torch.Tensor:
-        """Encode and right-pad with ``<pad>`` to ``length`` (default: the longest) → (B, T) long."""
-        rows = [self.encode(t) for t in texts]
-        length = max(map(len, rows)) if length is None else length
-        if any(len(r) > length for r in rows):
-            raise ValueError(f"a caption needs {max(map(len, rows))} tokens, more than length={length}")
-        return torch.tensor([r + [self.pad_id] * (length - len(r)) for r in rows], dtype=torch.long)
+    def encode_batch(self, texts: list[str], padding_side: str = "right", length: int | None = None) -> BatchEncoding:
+        """Encode and pad with ``<pad>`` to ``length`` (default: the longest) → :class:`BatchEncoding` ``(B, T)``."""
+        rows = [self.encode(t) for t in check_texts(texts)]
+        return pad_batch(rows, self.pad_id, padding_side, width=length)
 
     def decode(self, ids) -> str:
         """Ids → words, dropping ``<bos>``/``<pad>`` and stopping at ``<eos>``."""

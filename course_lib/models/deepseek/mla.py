@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from course_lib.attention import causal_mask, scaled_dot_product_attention
-from course_lib.checks import check_positive_ints
+from course_lib.checks import check_hidden, check_positive_ints
 from course_lib.layers import RMSNorm, apply_rope, rope_cos_sin, rope_inv_freq
 
 MODES = ("naive", "absorbed")
@@ -188,8 +188,7 @@ class MultiHeadLatentAttention(nn.Module):
         from :func:`course_lib.attention.left_padding_mask` instead.
         """
         c = self.config
-        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != c.hidden_size:
-            raise ValueError(f"x must have shape (B, T, {c.hidden_size}), got {getattr(x, 'shape', type(x).__name__)}")
+        check_hidden(x, c.hidden_size)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if cache is not None and not isinstance(cache, MLACache):

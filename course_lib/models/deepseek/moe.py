@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from course_lib.checks import check_positive_ints
+from course_lib.checks import check_hidden, check_positive_ints
 from course_lib.layers import SwiGLU
 
 
@@ -119,9 +119,7 @@ class DeepSeekMoE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``(B, T, d)`` → ``(B, T, d)`` (the residual is added by the decoder layer)."""
-        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.config.hidden_size:
-            raise ValueError(f"x must have shape (B, T, {self.config.hidden_size}), got "
-                             f"{getattr(x, 'shape', type(x).__name__)}")
+        check_hidden(x, self.config.hidden_size)
         flat = x.reshape(-1, x.shape[-1])  # (N, d)
         routing = self.gate(flat)
         self.last_routing = Routing(routing.scores.view(*x.shape[:2], -1), routing.indices, routing.weights)
