@@ -34,3 +34,13 @@ def test_bad_input():
         real_vectors.embed_cached(["ok", ""])
     with pytest.raises(ValueError, match="limit must be positive"):
         real_vectors.stdlib_passage_vectors(limit=0)
+
+
+def test_qps_at_equal_recall_interpolates_between_bracketing_settings():
+    from bench.bench_vectordb import _qps_at_recall
+
+    curve = [(1, 0.50, 4000.0), (2, 0.70, 2000.0), (4, 0.90, 1000.0)]
+    assert _qps_at_recall(curve, 0.40) == 4000.0            # already above the target at the first setting
+    assert _qps_at_recall(curve, 0.70) == 2000.0
+    assert abs(_qps_at_recall(curve, 0.80) - np.sqrt(2000.0 * 1000.0)) < 1e-6   # log-linear midpoint
+    assert _qps_at_recall(curve, 0.95) == 0.0               # never reached: no QPS at that recall
