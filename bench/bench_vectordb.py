@@ -19,7 +19,14 @@ import numpy as np
 import torch
 
 from bench.harness import BenchResult, benchmark, interleaved
-from course_lib.vectordb import HNSWIndex, IVFFlatIndex, IVFPQIndex, clustered_vectors, exact_search, recall_at_k
+from course_lib.vectordb import (
+    HNSWIndex,
+    IVFFlatIndex,
+    IVFPQIndex,
+    clustered_vectors,
+    exact_search,
+    recall_at_k,
+)
 
 
 def _one_thread():
@@ -61,7 +68,7 @@ def _curves(ours, ref, params, xq, truth, rounds: int = 3):
     """Recall@10 and QPS of ``ours(p)`` / ``ref(p)`` (search functions of the knob ``p``) for every ``p``; timings interleaved."""
     curve = {"ours": [], "ref": []}
     for p in params:
-        times = interleaved({"ours": lambda: ours(p), "ref": lambda: ref(p)}, rounds=rounds)
+        times = interleaved({"ours": lambda p=p: ours(p), "ref": lambda p=p: ref(p)}, rounds=rounds)
         for side, fn in (("ours", ours), ("ref", ref)):
             curve[side].append((p, recall_at_k(fn(p)[1], truth), len(xq) / times[side]))
     return curve

@@ -12,8 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from course_lib.corpus import (PINNED, passages, read_pinned, sentences, stdlib_docstrings, stdlib_module_names,
-                               stdlib_passages)
+from course_lib.corpus import (
+    PINNED,
+    passages,
+    read_pinned,
+    sentences,
+    stdlib_docstrings,
+    stdlib_module_names,
+    stdlib_passages,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
