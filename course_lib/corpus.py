@@ -1,26 +1,34 @@
 """Docstrings of the Python standard library: a real retrieval corpus that ships with Python (§4).
 
-The module list is pinned in ``data/stdlib_modules.txt`` (made by :func:`discover_stdlib_modules`,
-``python -m course_lib.corpus``), so every machine collects the same modules; the texts come from the
-running Python's own docstrings (``inspect.getdoc``). Used by the embedding, vector-database and RAG
-chapters::
+Both the module list (``data/stdlib_modules.txt``) and the texts (``data/stdlib_docstrings.jsonl.gz``)
+are pinned, so every machine, every Python version and every Jupyter kernel (ipykernel replaces
+``input``, ``getpass``, ``pdb``... whose docstrings would change) sees the same corpus. The texts were
+collected from the running Python's own docstrings (``inspect.getdoc``) in a clean interpreter by
+``python -I -m course_lib.corpus``. Used by the embedding, vector-database and RAG chapters::
 
     docs = stdlib_docstrings()            # [Doc(id="json.dumps", module="json", kind="function", text=...), ...]
+    texts = stdlib_passages()             # ~20k sentences and sentence pairs (docstrings + pydoc topics)
 """
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import inspect
 import io
+import json
 import pkgutil
+import re
 import sys
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from functools import lru_cache
 from pathlib import Path
 
-MODULE_LIST = Path(__file__).resolve().parent.parent / "data" / "stdlib_modules.txt"
+DATA = Path(__file__).resolve().parent.parent / "data"
+MODULE_LIST = DATA / "stdlib_modules.txt"
+PINNED = DATA / "stdlib_docstrings.jsonl.gz"   # header line, then one [id, module, kind, text] per line
 # side effects on import (open a browser, print a poem, start Tk), test suites, or deprecated shims
 _SKIP = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "lib2to3", "ensurepip",
          "venv", "pydoc_data", "msilib", "winreg", "winsound", "nt", "msvcrt", "_msi", "distutils", "crypt",
@@ -88,15 +96,13 @@ def _members(module) -> list[tuple[str, str, object]]:
     return out
 
 
-def stdlib_docstrings(modules: list[str] | None = None, min_chars: int = 40) -> list[Doc]:
-    """Every docstring of at least ``min_chars`` characters in ``modules`` (default: the pinned list).
+def collect_docstrings(modules: list[str] | None = None) -> list[Doc]:
+    """Every non-empty docstring of ``modules`` (default: the pinned list), read live, duplicates kept.
 
-    A text seen before (re-exports, inherited docs) is kept once, under its first id; modules the
-    running Python lacks are skipped. Order is stable: module list order, then names sorted.
+    Order: module list order, then names sorted. Modules the running Python lacks are skipped. This is
+    what :data:`PINNED` stores; :func:`stdlib_docstrings` filters and deduplicates it.
     """
-    if min_chars < 1:
-        raise ValueError(f"min_chars must be positive, got {min_chars}")
-    docs, seen = [], set()
+    docs = []
     for name in modules if modules is not None else stdlib_module_names():
         try:
             module = _quiet_import(name)
@@ -104,14 +110,98 @@ def stdlib_docstrings(modules: list[str] | None = None, min_chars: int = 40) -> 
             continue
         for qual, kind, obj in [("", "module", module), *_members(module)]:
             text = inspect.getdoc(obj) or ""
-            if len(text) >= min_chars and text not in seen:
-                seen.add(text)
+            if text:
                 docs.append(Doc(f"{name}.{qual}" if qual else name, name, kind, text))
     return docs
 
 
+def write_pinned(path: Path = PINNED) -> int:
+    """Collect live and write ``path`` (gzip JSON lines, deterministic bytes); returns the number of docs."""
+    docs = collect_docstrings()
+    header = {"python": sys.version.split()[0], "made_by": "python -I -m course_lib.corpus", "docs": len(docs)}
+    lines = [json.dumps(header)] + [json.dumps(astuple(d), ensure_ascii=False) for d in docs]
+    path.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), compresslevel=9, mtime=0))
+    return len(docs)
+
+
+@lru_cache(maxsize=1)
+def read_pinned(path: Path = PINNED) -> tuple[dict, tuple[Doc, ...]]:
+    """``(header, docs)`` of the pinned file: every docstring as collected, duplicates kept."""
+    try:
+        lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+        header, docs = json.loads(lines[0]), tuple(Doc(*json.loads(line)) for line in lines[1:])
+    except (OSError, EOFError, ValueError, TypeError, IndexError) as err:
+        raise ValueError(f"{path} is missing or corrupt ({err}); rebuild it: python -I -m course_lib.corpus") from err
+    if header.get("docs") != len(docs):
+        raise ValueError(f"{path} is truncated: header says {header.get('docs')} docs, found {len(docs)}")
+    return header, docs
+
+
+def stdlib_docstrings(modules: list[str] | None = None, min_chars: int = 40) -> list[Doc]:
+    """Every docstring of at least ``min_chars`` characters in ``modules`` (default: the pinned list).
+
+    Read from :data:`PINNED`, never from the live interpreter. A text seen before (re-exports,
+    inherited docs) is kept once, under its first id, counting only the ``modules`` asked for.
+    Order: ``modules`` order, then names sorted.
+    """
+    if min_chars < 1:
+        raise ValueError(f"min_chars must be positive, got {min_chars}")
+    by_module: dict[str, list[Doc]] = {}
+    for doc in read_pinned()[1]:
+        by_module.setdefault(doc.module, []).append(doc)
+    if modules is None:
+        modules = list(by_module)
+    unknown = [m for m in modules if m not in by_module]
+    if unknown:
+        raise ValueError(f"modules not in the pinned corpus ({MODULE_LIST.name}): {unknown[:5]}")
+    docs, seen = [], set()
+    for doc in (d for m in modules for d in by_module[m]):
+        if len(doc.text) >= min_chars and doc.text not in seen:
+            seen.add(doc.text)
+            docs.append(doc)
+    return docs
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`'\"*])")   # ". Next", "! (", '? "' ...
+
+
+def sentences(text: str) -> list[list[str]]:
+    """Paragraphs (split at blank lines) of sentences (split after ``.!?`` before a capital or quote), whitespace collapsed."""
+    paragraphs = (" ".join(p.split()) for p in re.split(r"\n[ \t]*\n", text))
+    return [_SENTENCE_END.split(p) for p in paragraphs if p]
+
+
+def passages(texts: list[str], window: int = 2, min_chars: int = 20) -> list[str]:
+    """Short passages: every run of 1..``window`` consecutive sentences of one paragraph, ≥ ``min_chars``, each once.
+
+    Order: first occurrence. Used to turn a few thousand documents into tens of thousands of
+    short texts (the vector-search benchmark's real data).
+    """
+    if window < 1 or min_chars < 1:
+        raise ValueError(f"window and min_chars must be positive, got {window}, {min_chars}")
+    out: dict[str, None] = {}
+    for text in texts:
+        for para in sentences(text):
+            for n in range(1, window + 1):
+                for i in range(len(para) - n + 1):
+                    piece = " ".join(para[i:i + n])
+                    if len(piece) >= min_chars:
+                        out.setdefault(piece)
+    return list(out)
+
+
+def stdlib_passages(window: int = 2, min_chars: int = 20) -> list[str]:
+    """:func:`passages` of the pinned docstrings and the Python documentation topics (``pydoc_data.topics``)."""
+    from pydoc_data.topics import topics
+
+    texts = [d.text for d in stdlib_docstrings()] + [topics[key] for key in sorted(topics)]
+    return passages(texts, window, min_chars)
+
+
 if __name__ == "__main__":
-    modules = discover_stdlib_modules()
-    MODULE_LIST.write_text(f"# stdlib modules for course_lib.corpus (Python {sys.version.split()[0]}); "
-                           "regenerate: python -m course_lib.corpus\n" + "\n".join(modules) + "\n")
-    print(f"{len(modules)} modules -> {MODULE_LIST}")
+    if "--modules" in sys.argv:   # rediscover the module list first (a new Python version)
+        modules = discover_stdlib_modules()
+        MODULE_LIST.write_text(f"# stdlib modules for course_lib.corpus (Python {sys.version.split()[0]}); "
+                               "regenerate: python -I -m course_lib.corpus --modules\n" + "\n".join(modules) + "\n")
+        print(f"{len(modules)} modules -> {MODULE_LIST}")
+    print(f"{write_pinned()} docstrings -> {PINNED}")

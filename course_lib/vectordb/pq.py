@@ -55,7 +55,7 @@ class ProductQuantizer:
         """ADC tables ``(nq, m, ksub)``: squared L2 (``l2``) or inner product (``ip``) of each sub-query with each sub-centroid."""
         check_metric(metric)
         books, q = self._trained(), self._split(as_vectors(q, self.dim, "q"))
-        ip = np.einsum("qjd,jcd->qjc", q, books)                          # (nq, m, ksub)
+        ip = np.matmul(q.transpose(1, 0, 2), books.transpose(0, 2, 1)).transpose(1, 0, 2)  # (nq, m, ksub)
         if metric == "ip":
             return ip
         return (q ** 2).sum(2)[:, :, None] - 2 * ip + (books ** 2).sum(2)[None]
