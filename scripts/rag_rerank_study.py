@@ -81,7 +81,9 @@ def summarize(study: dict) -> dict:
 def write(path: Path, study: dict) -> None:
     study["summary"] = summarize(study)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(study, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    head = json.dumps({k: v for k, v in study.items() if k != "questions"}, indent=1, ensure_ascii=False)
+    rows = ",\n".join(json.dumps(row, ensure_ascii=False) for row in study["questions"])   # one question a line
+    tmp.write_text(f'{head[:-2]},\n "questions": [\n{rows}\n]}}\n', encoding="utf-8")
     os.replace(tmp, path)
 
 
