@@ -9,6 +9,7 @@ from course_lib.models.llama import LlamaConfig, LlamaForCausalLM
 from course_lib.rag import (
     RAG,
     BM25Retriever,
+    CiteFirst,
     DenseRetriever,
     HybridRetriever,
     LLMReranker,
@@ -118,6 +119,38 @@ def test_stream_equals_complete(tiny_llm):
     done = complete(model, tok, messages, max_new_tokens=8)
     assert "".join(stream_chat(model, tok, messages, max_new_tokens=8)).strip() == done.text
     assert 0 < done.new_tokens <= 8 and done.prompt_tokens > 0
+
+
+def test_cite_first_opens_every_reply_with_a_source_number(tiny_llm):
+    model, tok = tiny_llm
+    messages = [{"role": "user", "content": "Sources: [1] a [2] b\n\nQuestion: which?"}]
+    free = complete(model, tok, messages, max_new_tokens=6)
+    assert not free.text.startswith("[")                                 # random weights never cite by themselves
+    for n in (1, 2, 3):
+        forced = complete(model, tok, messages, max_new_tokens=6, constraint=lambda m, t, n=n: CiteFirst(tok, n))
+        assert forced.text[0] == "[" and forced.text[2] == "]" and 1 <= int(forced.text[1]) <= n, forced.text
+        streamed = stream_chat(model, tok, messages, max_new_tokens=6, constraint=lambda m, t, n=n: CiteFirst(tok, n))
+        assert "".join(streamed).strip() == forced.text
+    proc = CiteFirst(tok, 2)
+    logits = torch.zeros(1, tok.vocab_size)
+    allowed = [torch.isfinite(proc(torch.zeros(1, 5 + step, dtype=torch.long), logits)[0]).nonzero().ravel().tolist()
+               for step in range(4)]
+    assert allowed[0] == tok.encode_ordinary("[") and allowed[1] == tok.encode_ordinary("1") + tok.encode_ordinary("2")
+    assert tok.encode_ordinary("]") == [i for i in allowed[2] if tok.decode([i]) == "]"] and len(allowed[3]) == tok.vocab_size
+    assert all(tok.decode([i]).startswith("]") for i in allowed[2])
+    for bad in (0, 10, True, 2.0):
+        with pytest.raises(ValueError, match="n_sources must be an int in"):
+            CiteFirst(tok, bad)
+
+
+def test_rag_cites_first_unless_told_not_to(tiny_llm):
+    model, tok = tiny_llm
+    passages = [Passage("a#0", "a", "a", "text", 1.0)]
+    assert RAG(_Fixed(1.0), model, tok, cite_first=False).constraint(passages) is None
+    factory = RAG(_Fixed(1.0), model, tok, max_new_tokens=4).constraint(passages)
+    assert isinstance(factory([], None), CiteFirst) and factory([], None) is not factory([], None)
+    ans = RAG(_Fixed(1.0), model, tok, max_new_tokens=4).answer("What is the text?")
+    assert ans.text.startswith("[1]") and ans.citations.cited == [1]
 
 
 def test_citation_check():

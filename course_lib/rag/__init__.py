@@ -11,7 +11,7 @@ agent and chain chapters use::
     rag.RAG(hybrid).answer("How do I pretty-print JSON?")
 """
 
-from course_lib.rag.answer import RAG, Answer, CitationCheck, check_citations
+from course_lib.rag.answer import RAG, Answer, CitationCheck, CiteFirst, check_citations
 from course_lib.rag.bm25 import BM25, BM25Retriever, tokenize
 from course_lib.rag.chunking import Chunk, fixed_chunks, structured_chunks
 from course_lib.rag.dense import DenseRetriever
@@ -24,7 +24,7 @@ from course_lib.rag.questions import Question, load_questions, validate
 from course_lib.rag.rerank import LLMReranker, RerankRetriever
 from course_lib.rag.types import Passage, Retriever
 
-__all__ = ["BM25", "RAG", "Answer", "BM25Retriever", "CitationCheck", "Chunk", "DenseRetriever", "Document",
+__all__ = ["BM25", "RAG", "Answer", "BM25Retriever", "CitationCheck", "CiteFirst", "Chunk", "DenseRetriever", "Document",
            "HybridRetriever", "HydeRetriever", "LLMReranker", "Passage", "Question", "RerankRetriever", "Retriever",
            "check_citations", "fixed_chunks", "load_corpus", "load_questions", "ndcg_at_k", "notebook_prose", "python_topics",
            "recall_at_k", "reciprocal_rank", "retrieval_table", "stdlib_docs", "structured_chunks", "tokenize",

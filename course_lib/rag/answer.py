@@ -8,6 +8,12 @@ ALCE). Two guards sit around the model:
   dev split), nothing relevant was found and the pipeline says so instead of generating;
 - **citation check**: every cited number must exist, and the cited passage must contain the
   content words of the sentence that cites it (a cheap lexical proxy for "the source supports it").
+
+A 135M model told to cite "like [1]" rarely writes a citation at all. :class:`CiteFirst` makes the
+format one it can follow: a logits processor (the hook constrained decoding uses, chapter 10) that
+opens the reply with ``[``, lets the model choose only among the source numbers, closes the bracket,
+and then lets it write freely. Which source it names, and whether the words after it come from that
+source, stay the model's; the citation check still judges them.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+
+import torch
 
 from course_lib.rag.bm25 import tokenize
 from course_lib.rag.llm import complete, stream_chat
@@ -84,6 +92,38 @@ def check_citations(answer: str, sources: Sequence[Passage | str], min_overlap: 
     return CitationCheck(bool(cited) and not invalid and not unsupported, cited, invalid, unsupported, support)
 
 
+class CiteFirst:
+    """Logits processor ``(ids (B, T), logits (B, V)) -> logits``: the reply opens with ``[n]``, 1 ≤ n ≤ ``n_sources``.
+
+    Step 0 allows only ``[``, step 1 only the digits ``1 … n_sources``, step 2 only tokens that start
+    with ``]`` (``]``, ``],``, ``].`` …); later steps are untouched. The step is counted from the
+    length of ``ids`` at the first call, so use one instance per reply (``LocalChatModel(constraint=...)``
+    builds one per reply).
+    """
+
+    def __init__(self, tokenizer, n_sources: int):
+        if isinstance(n_sources, bool) or not isinstance(n_sources, int) or not 1 <= n_sources <= 9:
+            raise ValueError(f"n_sources must be an int in [1, 9] (one digit), got {n_sources!r}")
+        pieces = [tokenizer.encode_ordinary(t) for t in ["[", *map(str, range(1, n_sources + 1))]]
+        if any(len(p) != 1 for p in pieces):
+            raise ValueError("the tokenizer must encode '[' and each digit as one token")
+        special = set(getattr(tokenizer, "special_tokens", {}).values())
+        close = [i for i, t in tokenizer.id_to_token.items() if t.startswith("]") and "[" not in t and i not in special]
+        self.steps = [[pieces[0][0]], [p[0] for p in pieces[1:]], sorted(close)]
+        self.start: int | None = None
+
+    def __call__(self, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        if self.start is None:
+            self.start = ids.shape[1]
+        step = ids.shape[1] - self.start
+        if step >= len(self.steps):
+            return logits
+        masked = torch.full_like(logits, float("-inf"))                  # (B, V)
+        allowed = self.steps[step]
+        masked[:, allowed] = logits[:, allowed]
+        return masked
+
+
 @dataclass
 class Answer:
     question: str
@@ -99,13 +139,14 @@ class RAG:
     """Retrieve ``k`` passages, refuse below ``threshold``, else answer from them with citations."""
 
     def __init__(self, retriever: Retriever, model=None, tokenizer=None, k: int = 3, threshold: float | None = None,
-                 max_new_tokens: int = 128, max_passage_tokens: int = 160):
+                 max_new_tokens: int = 128, max_passage_tokens: int = 160, cite_first: bool = True):
         from course_lib import pretrained
 
         self.retriever, self.k, self.threshold = retriever, check_k(k), threshold
         self.model = pretrained.smollm2() if model is None else model
         self.tokenizer = pretrained.smollm2_tokenizer() if tokenizer is None else tokenizer
         self.max_new_tokens, self.max_passage_tokens = check_k(max_new_tokens), check_k(max_passage_tokens)
+        self.cite_first = bool(cite_first)
 
     def retrieve(self, question: str) -> tuple[list[Passage], bool, float]:
         """Passages, whether to refuse (best score below the threshold, or nothing found), seconds."""
@@ -118,7 +159,8 @@ class RAG:
         passages, refuse, t_retrieve = self.retrieve(question)
         if refuse:
             return Answer(question, REFUSAL, passages, True, None, {"retrieve": t_retrieve, "generate": 0.0})
-        out = complete(self.model, self.tokenizer, self.messages(question, passages), self.max_new_tokens)
+        out = complete(self.model, self.tokenizer, self.messages(question, passages), self.max_new_tokens,
+                       self.constraint(passages))
         return Answer(question, out.text, passages, False, check_citations(out.text, passages),
                       {"retrieve": t_retrieve, "generate": out.seconds}, out.new_tokens)
 
@@ -131,4 +173,11 @@ class RAG:
         if refuse:
             yield REFUSAL
             return
-        yield from stream_chat(self.model, self.tokenizer, self.messages(question, passages), self.max_new_tokens)
+        yield from stream_chat(self.model, self.tokenizer, self.messages(question, passages), self.max_new_tokens,
+                               self.constraint(passages))
+
+    def constraint(self, passages: Sequence[Passage]):
+        """``LocalChatModel``'s per-reply hook: a fresh :class:`CiteFirst` over the sources (``None``: free text)."""
+        if not self.cite_first:
+            return None
+        return lambda messages, tools: CiteFirst(self.tokenizer, len(passages))

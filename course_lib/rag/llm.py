@@ -22,15 +22,19 @@ class Completion:
     seconds: float
 
 
-def complete(model, tokenizer, messages: list[dict], max_new_tokens: int = 128) -> Completion:
-    """Greedy answer to ``messages`` and what it cost (prompt / new tokens, wall seconds)."""
+def complete(model, tokenizer, messages: list[dict], max_new_tokens: int = 128, constraint=None) -> Completion:
+    """Greedy answer to ``messages`` and what it cost (prompt / new tokens, wall seconds).
+
+    ``constraint`` is :class:`~course_lib.chat.LocalChatModel`'s hook: ``(messages, tools) -> logits processor``
+    (e.g. :class:`course_lib.rag.answer.CiteFirst`), called once per reply.
+    """
     start = time.perf_counter()
-    reply = LocalChatModel(model, tokenizer).chat(messages, max_tokens=max_new_tokens)
+    reply = LocalChatModel(model, tokenizer, constraint=constraint).chat(messages, max_tokens=max_new_tokens)
     seconds = time.perf_counter() - start
     return Completion(reply.content.strip(), reply.usage["prompt_tokens"], reply.usage["completion_tokens"],
                       seconds)
 
 
-def stream_chat(model, tokenizer, messages: list[dict], max_new_tokens: int = 128) -> Iterator[str]:
+def stream_chat(model, tokenizer, messages: list[dict], max_new_tokens: int = 128, constraint=None) -> Iterator[str]:
     """The same greedy answer as :func:`complete`, yielded as text pieces while it is generated."""
-    yield from LocalChatModel(model, tokenizer).stream(messages, max_tokens=max_new_tokens)
+    yield from LocalChatModel(model, tokenizer, constraint=constraint).stream(messages, max_tokens=max_new_tokens)
