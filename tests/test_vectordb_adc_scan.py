@@ -68,9 +68,9 @@ def test_fewer_candidates_than_k_pad_like_torch():
 
 
 def test_bad_input():
-    codes = np.zeros((4, 2), np.uint8)
+    codes = np.zeros((2, 4), np.uint8)                          # (m, N)
     args = (np.arange(4), np.array([0]), np.array([4]), np.zeros((1, 1), np.int64), np.zeros((1, 1), np.float32))
-    with pytest.raises(TypeError, match="uint8"):
+    with pytest.raises(TypeError, match="codes_t must be a 2-D uint8"):
         adc_scan(codes.astype(np.int64), *args, np.zeros((1, 2, 16), np.float32), None, 1)
     with pytest.raises(ValueError, match="do not match"):
         adc_scan(codes, *args, np.zeros((1, 3, 16), np.float32), None, 1)

@@ -66,11 +66,12 @@ class IVFPQIndex(InvertedFile):
         return self.pq.encode(self._residuals(x, cells))
 
     def _packed(self):
-        """``(codes (N, m) uint8, ids (N,), cell offsets (nlist,), cell sizes (nlist,))``, cells back to back."""
+        """``(codes (N, m) uint8, ids (N,), cell offsets, cell sizes, codes transposed (m, N))``, cells back to back."""
         if self._pack is None:
             sizes = np.array([len(ids) for ids in self.cell_ids], np.int64)
             codes = np.concatenate([d for d in self.cell_data if d is not None] or [np.zeros((0, self.pq.m), np.uint8)])
-            self._pack = (torch.from_numpy(codes), np.concatenate(self.cell_ids), np.cumsum(sizes) - sizes, sizes)
+            self._pack = (torch.from_numpy(codes), np.concatenate(self.cell_ids), np.cumsum(sizes) - sizes, sizes,
+                          np.ascontiguousarray(codes.T))   # (m, N) for the compiled scan
         return self._pack
 
     def _lookup(self, codes: torch.Tensor, table: torch.Tensor, owner: np.ndarray) -> torch.Tensor:
@@ -89,12 +90,12 @@ class IVFPQIndex(InvertedFile):
         return F.embedding_bag(index, table.reshape(-1, 1), mode="sum")[:, 0]                        # (R,)
 
     def _search_batch(self, q: np.ndarray, k: int, nprobe: int):
-        codes, ids, offsets, sizes = self._packed()
+        codes, ids, offsets, sizes, codes_t = self._packed()
         coarse, probes = exact_search(self.centroids, q, nprobe, self.metric)   # (B, P): q·c or ‖q − c‖²
         if self.kernel == "numba":
             tables = self.pq.distance_tables(q, "ip")                     # (B, m, ksub)
             cell = None if self.metric == "ip" else self._cell_tables.numpy().reshape(self.nlist, self.pq.m, -1)
-            return adc_scan(codes.numpy(), ids, offsets, sizes, probes, coarse, tables, cell, k)
+            return adc_scan(codes_t, ids, offsets, sizes, probes, coarse, tables, cell, k)
         nq = q.shape[0]
         # every probed (query, cell) pair is one run of packed rows; the runs back to back, query after query
         lens = sizes[probes].ravel()                                      # (B·P,) run lengths
