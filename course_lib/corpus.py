@@ -7,7 +7,7 @@ collected from the running Python's own docstrings (``inspect.getdoc``) in a cle
 ``python -I -m course_lib.corpus``. Used by the embedding, vector-database and RAG chapters::
 
     docs = stdlib_docstrings()            # [Doc(id="json.dumps", module="json", kind="function", text=...), ...]
-    texts = stdlib_passages()             # ~20k sentences and sentence pairs (docstrings + pydoc topics)
+    texts = stdlib_passages()             # ~24k sentences and sentence pairs (docstrings + pydoc topics)
 """
 
 from __future__ import annotations

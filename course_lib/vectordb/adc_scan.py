@@ -17,8 +17,8 @@ Scores equal the torch path's bit for bit: every sum is accumulated in float32 i
 Only ties may come out in another order (``torch.topk`` does not define its tie order).
 
 Compilation: ``cache=True`` when numba finds a writable cache folder (``__pycache__`` next to this
-file, else the user cache); on a read-only install without one it compiles once per process (≈ 1.8 s
-on the first call; the benchmark's warm-up call absorbs it, and a cached load takes ≈ 0.7 s).
+file, else the user cache); on a read-only install without one it compiles once per process: ≈ 3.5 s
+(load 2) on the first call, which the benchmark's warm-up call absorbs; a cached load takes ≈ 0.6 s.
 """
 
 from __future__ import annotations
