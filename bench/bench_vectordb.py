@@ -1,7 +1,7 @@
 """Vector search benchmarks (COURSE_DESIGN §7): ours vs faiss / hnswlib / Qdrant, one thread each, same data.
 
 Data: clustered synthetic vectors (never i.i.d. Gaussian noise) and real MiniLM embeddings of the
-20,026 stdlib passages (``course_lib.corpus.stdlib_passages``, vectors cached by
+24,381 stdlib passages (``course_lib.corpus.stdlib_passages``, vectors cached by
 ``course_lib.vectordb.real_vectors``; the first run embeds them, ~10 min on one core).
 QPS = queries per second of one batch search.
 
@@ -55,7 +55,7 @@ NPROBES = (1, 2, 4, 8, 16, 32)
 
 
 def _real_vectors(n_queries: int = 1000):
-    """MiniLM vectors of the 20,026 stdlib passages (cached); ``n_queries`` random passages held out as queries."""
+    """MiniLM vectors of the 24,381 stdlib passages (cached); ``n_queries`` random passages held out as queries."""
     from course_lib.vectordb import stdlib_passage_vectors
 
     _, vecs = stdlib_passage_vectors()
@@ -102,7 +102,7 @@ def _equal_recall_result(curve, ref_param, target_param_name: str, ref_name: str
 
 @benchmark("vectordb: IVF-PQ QPS at equal recall@10 vs faiss (MiniLM stdlib passages)")
 def ivfpq_qps() -> BenchResult:
-    """19k × 384 real MiniLM vectors, 1000 held-out queries, nlist 128, m 48 × 8 bits; nprobe swept for both."""
+    """23k × 384 real MiniLM vectors, 1000 held-out queries, nlist 128, m 48 × 8 bits; nprobe swept for both."""
     faiss = _one_thread()
     xb, xq = _real_vectors()
     truth = exact_search(xb, xq, 10)[1]
@@ -124,7 +124,7 @@ def ivfpq_qps() -> BenchResult:
 
 @benchmark("vectordb: IVF-Flat QPS at equal recall@10 vs faiss (MiniLM stdlib passages)")
 def ivf_flat_real_qps() -> BenchResult:
-    """19k × 384 real MiniLM vectors, 1000 held-out queries, nlist 128; nprobe swept for both."""
+    """23k × 384 real MiniLM vectors, 1000 held-out queries, nlist 128; nprobe swept for both."""
     faiss = _one_thread()
     xb, xq = _real_vectors()
     truth = exact_search(xb, xq, 10)[1]
@@ -146,7 +146,7 @@ def ivf_flat_real_qps() -> BenchResult:
 
 @benchmark("vectordb: exact search QPS vs faiss IndexFlatIP (MiniLM stdlib passages)")
 def exact_real_qps() -> BenchResult:
-    """19k × 384 real MiniLM vectors, 1000 held-out queries, top-10 by inner product (cosine: unit vectors)."""
+    """23k × 384 real MiniLM vectors, 1000 held-out queries, top-10 by inner product (cosine: unit vectors)."""
     faiss = _one_thread()
     xb, xq = _real_vectors()
     ref = faiss.IndexFlatIP(384)

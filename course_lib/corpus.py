@@ -7,7 +7,7 @@ collected from the running Python's own docstrings (``inspect.getdoc``) in a cle
 ``python -I -m course_lib.corpus``. Used by the embedding, vector-database and RAG chapters::
 
     docs = stdlib_docstrings()            # [Doc(id="json.dumps", module="json", kind="function", text=...), ...]
-    texts = stdlib_passages()             # ~20k sentences and sentence pairs (docstrings + pydoc topics)
+    texts = stdlib_passages()             # ~24k sentences and sentence pairs (docstrings + pydoc topics)
 """
 
 from __future__ import annotations
@@ -162,13 +162,37 @@ def stdlib_docstrings(modules: list[str] | None = None, min_chars: int = 40) -> 
     return docs
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`'\"*])")   # ". Next", "! (", '? "' ...
+# a sentence ends at . ! or ? followed by white space and something that can open a sentence
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“'`(*])")   # ". Next", "! (", '? "' ...
+_UNDERLINE = re.compile(r"^\s*([*=~^-])\1*\s*$")                # reST heading underlines: ******, ======
 
 
 def sentences(text: str) -> list[list[str]]:
-    """Paragraphs (split at blank lines) of sentences (split after ``.!?`` before a capital or quote), whitespace collapsed."""
-    paragraphs = (" ".join(p.split()) for p in re.split(r"\n[ \t]*\n", text))
-    return [_SENTENCE_END.split(p) for p in paragraphs if p]
+    """Paragraphs of sentences of reST-like documentation text (docstrings, the pydoc topics).
+
+    Paragraphs are separated by blank lines. An indented paragraph is a code or grammar block: each
+    of its lines is one "sentence" (stripped; a window never spans two statements). Other paragraphs
+    are joined into one line, white space collapsed, and cut after ``.``/``!``/``?`` followed by a
+    capital, a quote, a backtick, ``(`` or ``*``. Heading underlines (``*****``) are dropped, and so are
+    paragraphs left empty.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    out = []
+    for paragraph in re.split(r"\n[ \t]*\n", text):
+        lines = [line for line in paragraph.split("\n") if line.strip() and not _UNDERLINE.match(line)]
+        if not lines:
+            continue
+        if all(line[:1] in (" ", "\t") for line in lines):          # code block
+            out.append([line.strip() for line in lines])
+        else:
+            out.append([s for s in _SENTENCE_END.split(" ".join(" ".join(lines).split())) if s])
+    return out
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of :func:`sentences`, paragraphs flattened (the word2vec corpora's splitter)."""
+    return [s for para in sentences(text) for s in para]
 
 
 def passages(texts: list[str], window: int = 2, min_chars: int = 20) -> list[str]:

@@ -17,6 +17,7 @@ from course_lib.corpus import (
     passages,
     read_pinned,
     sentences,
+    split_sentences,
     stdlib_docstrings,
     stdlib_module_names,
     stdlib_passages,
@@ -84,6 +85,16 @@ def test_passages_split_sentences_and_pair_neighbours():
                    "Another paragraph. Same paragraph."]   # "Third? yes." is under 12 chars; the repeat adds nothing
     with pytest.raises(ValueError, match="window and min_chars"):
         passages([text], window=0)
+
+
+def test_sentences_keep_code_lines_apart_and_drop_heading_underlines():
+    text = ("Heading\n=======\n\nUse it like this. `x` is kept:\n\n    >>> f(1)\n    2\n\n"
+            "*Emphasis* starts. (So does a bracket.)")
+    assert sentences(text) == [["Heading"], ["Use it like this.", "`x` is kept:"], [">>> f(1)", "2"],
+                               ["*Emphasis* starts.", "(So does a bracket.)"]]
+    assert split_sentences(text) == [s for para in sentences(text) for s in para]
+    with pytest.raises(TypeError, match="text must be a str"):
+        sentences(b"bytes")
 
 
 def test_stdlib_passages_are_tens_of_thousands_of_unique_short_texts():

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import platform
+
 import pytest
 
+from course_lib import corpus
 from course_lib.embedding.corpora import lee_sentences, python_docs_sentences, split_sentences, tokenize
 
 
@@ -18,6 +23,19 @@ def test_split_sentences_prose_code_and_headings():
     assert split_sentences(text) == [
         'The "assert" statement', "Assert statements are handy.", "They insert checks!", 'Is it "True"?', "Yes.",
         "if __debug__:", "raise AssertionError"]
+
+
+def test_one_splitter_for_the_library():
+    assert split_sentences is corpus.split_sentences                     # word2vec and the passages share it
+
+
+def test_python_docs_sentences_unchanged_by_the_move_to_corpus():
+    """The tokenised Python-docs corpus of chapter 07, hashed before ``split_sentences`` moved to ``corpus``."""
+    if platform.python_version() != "3.11.7":
+        pytest.skip("pydoc_data.topics is read live; its text is Python-version specific")
+    docs = python_docs_sentences()
+    digest = hashlib.sha256(json.dumps(docs).encode()).hexdigest()
+    assert (len(docs), digest) == (5544, "c3f288afc1748ddc61e8f8272d6cc2f4122671fc1889208e00b0a01054b21f1a")
 
 
 def test_python_docs_corpus_size_and_content():

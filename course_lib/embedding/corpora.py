@@ -3,19 +3,18 @@
 - :func:`lee_sentences` — gensim's ``lee_background.cor`` (300 Australian news stories, one per line),
   tokenised with gensim's ``simple_preprocess``, the form gensim's own tutorials train on.
 - :func:`python_docs_sentences` — the Python documentation's help topics (``pydoc_data.topics``, in
-  the standard library) cut into sentences by :func:`split_sentences` and words by :func:`tokenize`.
+  the standard library) cut into sentences by :func:`course_lib.corpus.split_sentences` (the library's
+  one splitter, imported here) and words by :func:`tokenize`.
 """
 
 from __future__ import annotations
 
 import re
 
+from course_lib.corpus import split_sentences
 from course_lib.data import python_docs_topics
 
-# a sentence ends at . ! or ? followed by white space and something that can open a sentence
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"“(*])")
 _WORD = re.compile(r"[a-z_][a-z0-9_]*")
-_UNDERLINE = re.compile(r"^\s*([*=~^-])\1*\s*$")      # reST heading underlines: ******, ======
 
 
 def tokenize(text: str) -> list[str]:
@@ -28,28 +27,6 @@ def tokenize(text: str) -> list[str]:
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     words = (w.strip("_") for w in _WORD.findall(text.lower()))
     return [w for w in words if len(w) >= 2]
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of reST-like documentation text.
-
-    Paragraphs are separated by blank lines. An indented paragraph is a code or grammar block: each of
-    its lines is one "sentence" (a window never spans two statements). Other paragraphs are joined into
-    one line and cut after ``.``/``!``/``?`` followed by a capital, a quote or a bracket. Heading
-    underlines (``*****``) are dropped.
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
-    sentences = []
-    for paragraph in re.split(r"\n[ \t]*\n", text):
-        lines = [line for line in paragraph.split("\n") if line.strip() and not _UNDERLINE.match(line)]
-        if not lines:
-            continue
-        if all(line[:1] in (" ", "\t") for line in lines):          # code block
-            sentences += [line.strip() for line in lines]
-        else:
-            sentences += [s for s in _SENTENCE_END.split(" ".join(line.strip() for line in lines)) if s]
-    return sentences
 
 
 def python_docs_sentences(min_words: int = 2) -> list[list[str]]:

@@ -8,11 +8,15 @@ Scores inside a cell with ADC (asymmetric distance computation):
   table ``C[cell, j, c] = ‖book_j[c]‖² + 2 c_j · book_j[c]`` computed once after training (faiss'
   "precomputed tables", ``IndexIVFPQ.use_precomputed_table``).
 
-The search is vectorised over a query batch, with no Python loop over cells or queries: the codes
-are packed cell after cell into one ``(N, m)`` array; each query's probed cells become one run of
-row numbers, padded to the longest run of the batch ``(B, W)``; the codes at those rows index the
-tables (one ``gather``), and one top-k picks the answer. ``q·c`` / ``‖q − c‖²`` come for free from
-the coarse search that chose the cells.
+Two scan kernels give the same scores: ``kernel="numba"`` (the default) is
+:func:`course_lib.vectordb.adc_scan.adc_scan`, a compiled loop over queries → probed cells → codes
+with the table lookups and a k-heap fused, as faiss' ``IndexIVFPQ::search_preassigned`` /
+``IVFPQScanner::scan_codes`` does; ``kernel="torch"`` is the array formulation, kept as the reference
+the compiled one is tested against. The torch kernel is vectorised over a query batch with no Python
+loop over cells or queries: the codes are packed cell after cell into one ``(N, m)`` array; each
+query's probed cells become one run of row numbers; the codes at those rows index the tables (one
+``embedding_bag``), scores go into a padded ``(B, W)`` buffer and one top-k picks the answer.
+``q·c`` / ``‖q − c‖²`` come for free from the coarse search that chose the cells.
 
 ``keep_vectors=True`` also stores the raw vectors so ``search(..., rerank=R)`` can re-score the best
 ``R·k`` ADC candidates exactly (faiss ``IndexRefineFlat``).
@@ -24,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from course_lib.vectordb.adc_scan import adc_scan
 from course_lib.vectordb.checks import as_vectors, check_k, check_positive
 from course_lib.vectordb.flat import exact_search
 from course_lib.vectordb.ivf import InvertedFile
@@ -32,8 +37,12 @@ from course_lib.vectordb.pq import ProductQuantizer
 
 
 class IVFPQIndex(InvertedFile):
-    def __init__(self, dim: int, nlist: int, m: int, nbits: int = 8, metric: str = "ip", keep_vectors: bool = False):
+    def __init__(self, dim: int, nlist: int, m: int, nbits: int = 8, metric: str = "ip", keep_vectors: bool = False,
+                 kernel: str = "numba"):
         super().__init__(dim, nlist, metric)
+        if kernel not in ("numba", "torch"):
+            raise ValueError(f"kernel must be 'numba' or 'torch', got {kernel!r}")
+        self.kernel = kernel
         self.pq = ProductQuantizer(dim, m, nbits)
         self.vectors = np.zeros((0, dim), np.float32) if keep_vectors else None
         self._pack: tuple | None = None         # packed codes, rebuilt after add()
@@ -57,11 +66,12 @@ class IVFPQIndex(InvertedFile):
         return self.pq.encode(self._residuals(x, cells))
 
     def _packed(self):
-        """``(codes (N, m) uint8, ids (N,), cell offsets (nlist,), cell sizes (nlist,))``, cells back to back."""
+        """``(codes (N, m) uint8, ids (N,), cell offsets, cell sizes, codes transposed (m, N))``, cells back to back."""
         if self._pack is None:
             sizes = np.array([len(ids) for ids in self.cell_ids], np.int64)
             codes = np.concatenate([d for d in self.cell_data if d is not None] or [np.zeros((0, self.pq.m), np.uint8)])
-            self._pack = (torch.from_numpy(codes), np.concatenate(self.cell_ids), np.cumsum(sizes) - sizes, sizes)
+            self._pack = (torch.from_numpy(codes), np.concatenate(self.cell_ids), np.cumsum(sizes) - sizes, sizes,
+                          np.ascontiguousarray(codes.T))   # (m, N) for the compiled scan
         return self._pack
 
     def _lookup(self, codes: torch.Tensor, table: torch.Tensor, owner: np.ndarray) -> torch.Tensor:
@@ -80,8 +90,12 @@ class IVFPQIndex(InvertedFile):
         return F.embedding_bag(index, table.reshape(-1, 1), mode="sum")[:, 0]                        # (R,)
 
     def _search_batch(self, q: np.ndarray, k: int, nprobe: int):
-        codes, ids, offsets, sizes = self._packed()
+        codes, ids, offsets, sizes, codes_t = self._packed()
         coarse, probes = exact_search(self.centroids, q, nprobe, self.metric)   # (B, P): q·c or ‖q − c‖²
+        if self.kernel == "numba":
+            tables = self.pq.distance_tables(q, "ip")                     # (B, m, ksub)
+            cell = None if self.metric == "ip" else self._cell_tables.numpy().reshape(self.nlist, self.pq.m, -1)
+            return adc_scan(codes_t, ids, offsets, sizes, probes, coarse, tables, cell, k)
         nq = q.shape[0]
         # every probed (query, cell) pair is one run of packed rows; the runs back to back, query after query
         lens = sizes[probes].ravel()                                      # (B·P,) run lengths

@@ -1,6 +1,6 @@
 """Real vectors for the vector-search benchmarks: MiniLM embeddings of the stdlib passages, computed once.
 
-``stdlib_passage_vectors()`` embeds :func:`course_lib.corpus.stdlib_passages` (~20k sentences and
+``stdlib_passage_vectors()`` embeds :func:`course_lib.corpus.stdlib_passages` (~24k sentences and
 sentence pairs from the pinned docstrings and the pydoc topics) with the course's all-MiniLM-L6-v2
 (:func:`course_lib.pretrained.minilm`) and caches the float32 matrix in the weights cache folder
 (:func:`course_lib.weights.cache_dir`), keyed by a hash of the texts: a second call reads ~30 MB
