@@ -22,6 +22,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from course_lib.checks import check_device
+
 
 class _LiveBytes(TorchDispatchMode):
     def __init__(self):
@@ -65,8 +67,7 @@ def synchronize(device: torch.device | str) -> None:
     CUDA launches kernels asynchronously, so ``time.perf_counter()`` around a step measures only the
     launches unless the clock is read after this.
     """
-    device = torch.device(device)
-    if device.type == "cuda":
+    if check_device(device).type == "cuda":
         torch.cuda.synchronize(device)
 
 

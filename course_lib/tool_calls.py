@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from course_lib.checks import check_device
+
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "tool_calls.jsonl"
 TOOLS = {"weather": ("city",), "convert": ("amount", "from", "to"), "timer": ("minutes",)}
 CURRENCIES = ("USD", "EUR", "JPY", "GBP", "CNY", "CHF", "CAD", "AUD")
@@ -70,6 +72,7 @@ def training_batch(tokenizer, examples: list[Example], pad_id: int = 0,
     The loss is the next-token cross-entropy on the answer only (the prompt is given, not learned).
     Both tensors are built on the CPU and returned on ``device`` (pass the model's, e.g. ``cfg.device``).
     """
+    device = check_device(device)
     rows, labels = [], []
     for ex in examples:
         p = tokenizer.encode(prompt(ex.request))

@@ -119,3 +119,13 @@ def test_contrastive_embed_feeds_the_encoder_on_its_device():
     tokenizer = SimpleNamespace(encode=lambda text, max_length: SimpleNamespace(input_ids=[1] * len(text)))
     encoder = SimpleNamespace(model=Model(), tokenizer=tokenizer, max_seq_length=8)
     assert embed(encoder, ["ab", "abc"]).device == META
+
+
+def test_bad_device_names_are_clear_errors():
+    examples = tool_calls.load("train")[:1]
+    with pytest.raises(ValueError, match="not a device name"):
+        tool_calls.training_batch(CharTokenizer(), examples, device="gpu0")
+    with pytest.raises(TypeError, match="str or torch.device"):
+        tool_calls.training_batch(CharTokenizer(), examples, device=0)
+    with pytest.raises(ValueError, match="not a device name"):
+        synchronize("nvidia")
