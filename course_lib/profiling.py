@@ -6,6 +6,11 @@ finaliser subtracts them when the last tensor using that storage is freed. The p
 is the most tensor memory the function held at once (beyond its inputs). Memory a kernel uses
 internally without returning it as a tensor (scratch buffers) is not visible, so fused kernels
 such as ``F.scaled_dot_product_attention`` read low by their scratch size.
+
+The count is the same on the CPU and on CUDA (a CUDA storage's ``data_ptr`` is a device address,
+unique while the storage lives, like a CPU one), so a notebook's small CPU run and its full GPU run
+report comparable numbers; CUDA's allocator would add its block rounding and cuBLAS workspaces.
+Timings on CUDA must wait for the queued kernels first: :func:`synchronize`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from collections.abc import Callable
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
+
+from course_lib.checks import check_device
 
 
 class _LiveBytes(TorchDispatchMode):
@@ -52,6 +59,16 @@ class _LiveBytes(TorchDispatchMode):
                 self.peak = max(self.peak, self.current)
             weakref.finalize(t, self._release, ptr)
         return out
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait until every kernel queued on ``device`` has finished (CUDA); a no-op on the CPU and other devices.
+
+    CUDA launches kernels asynchronously, so ``time.perf_counter()`` around a step measures only the
+    launches unless the clock is read after this.
+    """
+    if check_device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def peak_memory(fn: Callable[[], object]) -> tuple[object, int]:

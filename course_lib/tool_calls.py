@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from course_lib.checks import check_device
+
 DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "tool_calls.jsonl"
 TOOLS = {"weather": ("city",), "convert": ("amount", "from", "to"), "timer": ("minutes",)}
 CURRENCIES = ("USD", "EUR", "JPY", "GBP", "CNY", "CHF", "CAD", "AUD")
@@ -63,11 +65,14 @@ def prompt(request: str) -> str:
     return smollm2_chat_prompt([{"role": "system", "content": SYSTEM}, {"role": "user", "content": request}])
 
 
-def training_batch(tokenizer, examples: list[Example], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def training_batch(tokenizer, examples: list[Example], pad_id: int = 0,
+                   device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded ``input_ids`` and ``labels`` ``(B, T)``: labels are -100 except on the answer + ``<|im_end|>``.
 
     The loss is the next-token cross-entropy on the answer only (the prompt is given, not learned).
+    Both tensors are built on the CPU and returned on ``device`` (pass the model's, e.g. ``cfg.device``).
     """
+    device = check_device(device)
     rows, labels = [], []
     for ex in examples:
         p = tokenizer.encode(prompt(ex.request))
@@ -80,7 +85,7 @@ def training_batch(tokenizer, examples: list[Example], pad_id: int = 0) -> tuple
     for i, (r, lb) in enumerate(zip(rows, labels)):
         ids[i, :len(r)] = torch.tensor(r)
         lab[i, :len(lb)] = torch.tensor(lb)
-    return ids, lab
+    return ids.to(device), lab.to(device)
 
 
 def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -112,16 +117,20 @@ def score(replies: list[str], examples: list[Example]) -> dict[str, float]:
 
 @torch.no_grad()
 def replies(model, tokenizer, examples: list[Example], max_new_tokens: int = 32, batch_size: int = 16) -> list[str]:
-    """Greedy replies (left-padded batches through ``course_lib.generation.generate``), up to ``<|im_end|>``."""
+    """Greedy replies (left-padded batches through ``course_lib.generation.generate``), up to ``<|im_end|>``.
+
+    The prompts go to the device of the model's parameters (CPU or CUDA alike).
+    """
     from course_lib.generation import generate
 
+    device = next(model.parameters()).device
     end = tokenizer.token_to_id("<|im_end|>")
     out = []
     for start in range(0, len(examples), batch_size):
         chunk = [tokenizer.encode(prompt(ex.request)) for ex in examples[start:start + batch_size]]
         T = max(len(c) for c in chunk)
-        ids = torch.tensor([[0] * (T - len(c)) + c for c in chunk])
-        mask = torch.tensor([[0] * (T - len(c)) + [1] * len(c) for c in chunk])
+        ids = torch.tensor([[0] * (T - len(c)) + c for c in chunk], device=device)  # (B, T), left-padded
+        mask = torch.tensor([[0] * (T - len(c)) + [1] * len(c) for c in chunk], device=device)
         full = generate(model, ids, max_new_tokens, attention_mask=mask, stop_tokens=[end], pad_token_id=end)
         for row in full[:, T:].tolist():
             out.append(tokenizer.decode(row[:row.index(end)] if end in row else row, skip_special_tokens=True))

@@ -28,7 +28,7 @@ def info_nce(q: torch.Tensor, d: torch.Tensor, temperature: float = 0.05) -> tor
 
 
 def embed(encoder: SentenceEncoder, texts: list[str]) -> torch.Tensor:
-    """Differentiable version of ``encoder.encode``: ``(B, D)`` unit vectors, gradients kept."""
+    """Differentiable ``encoder.encode``: ``(B, D)`` unit vectors, gradients kept, on the model's device."""
     encs = [encoder.tokenizer.encode(t, max_length=encoder.max_seq_length).input_ids for t in texts]
     width = max(len(e) for e in encs)
     ids = torch.full((len(encs), width), encoder.model.config.pad_token_id, dtype=torch.long)  # (B, T)
@@ -36,6 +36,8 @@ def embed(encoder: SentenceEncoder, texts: list[str]) -> torch.Tensor:
     for row, e in enumerate(encs):
         ids[row, :len(e)] = torch.tensor(e)
         mask[row, :len(e)] = 1
+    device = next(encoder.model.parameters()).device
+    ids, mask = ids.to(device), mask.to(device)
     h = encoder.model(ids, mask).last_hidden_state                  # (B, T, D)
     return F.normalize(mean_pooling(h, mask), dim=-1)
 
