@@ -32,6 +32,7 @@ ROLES = ("system", "user", "assistant", "tool")
 
 @dataclass(frozen=True)
 class ToolCall:
+    """One tool call the model asked for: tool name, parsed arguments and a call id (OpenAI ``tool_calls`` entry)."""
     name: str
     arguments: dict
     id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:12]}")
@@ -44,6 +45,7 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ChatReply:
+    """One assistant reply as the OpenAI chat API returns it: content, tool calls, finish reason and usage."""
     content: str
     tool_calls: tuple[ToolCall, ...] = ()
     finish_reason: str = "stop"          # "stop", "length" or "tool_calls", as OpenAI reports it

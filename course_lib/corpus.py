@@ -38,6 +38,7 @@ _SKIP = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "t
 
 @dataclass(frozen=True)
 class Doc:
+    """One docstring of the standard library: dotted id, source module, kind of object and the text."""
     id: str      # dotted path, e.g. "json.JSONDecoder.decode"
     module: str  # the module it was collected from
     kind: str    # "module", "class", "function" or "method"

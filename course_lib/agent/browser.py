@@ -27,6 +27,7 @@ _DOTTED = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\b")
 
 @dataclass(frozen=True)
 class Page:
+    """One page of the local web: id (dotted name or ``topic:NAME``), title, text and the ids it links to."""
     id: str
     title: str
     text: str
@@ -35,11 +36,13 @@ class Page:
 
 @dataclass(frozen=True)
 class Quote:
+    """A span the model quoted (WebGPT's ``Quote`` command): the page it came from and the exact text."""
     page_id: str
     text: str
 
 
 def normalize_space(text: str) -> str:
+    """``text`` with every run of whitespace collapsed to one space (how quotes are matched to pages)."""
     return " ".join(text.split())
 
 

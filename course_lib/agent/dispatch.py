@@ -25,6 +25,7 @@ MAX_OBSERVATION = 2000  # characters of tool output the model sees; the rest is 
 
 @dataclass(frozen=True)
 class ToolResult:
+    """What one dispatched tool call gave back: the observation, whether it succeeded, and its wall time."""
     observation: str   # what the model sees
     ok: bool           # False when the call failed (unknown tool, bad arguments, error, timeout)
     seconds: float     # wall time spent dispatching

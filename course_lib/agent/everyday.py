@@ -51,6 +51,7 @@ def canonical_unit(unit: str, argument: str = "unit") -> str:
 
 
 def dimension(unit: str) -> str:
+    """The dimension of a canonical unit: ``length``, ``mass``, ``time`` or ``temperature``."""
     return "temperature" if unit in TEMPERATURE else UNITS[unit][0]
 
 

@@ -50,6 +50,7 @@ _LABEL = re.compile(r"^[ \t*]*(thought|action input|action|observation|final ans
 
 @dataclass(frozen=True)
 class ReActParse:
+    """One ReAct reply split into its labels (Yao et al. 2023, §2): Thought, Action, Action Input, Final Answer."""
     thought: str = ""
     action: str | None = None          # the tool's name as written
     action_input: str | None = None    # the raw text after "Action Input:"

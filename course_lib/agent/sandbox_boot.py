@@ -28,10 +28,12 @@ PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the usual world-
 
 
 class CapHeader(ctypes.Structure):
+    """``struct __user_cap_header_struct`` of ``capset(2)`` (linux/capability.h): version and pid."""
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
 
 
 class CapData(ctypes.Structure):
+    """``struct __user_cap_data_struct`` of ``capset(2)``: effective, permitted, inheritable bit sets."""
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
@@ -45,6 +47,7 @@ def private_tmp(libc, size_mb: int) -> None:
 
 
 def drop_privileges(libc, uid: int, gid: int, keep_caps: int) -> None:
+    """Become ``uid``/``gid`` with no supplementary groups, keeping only the capabilities in ``keep_caps``."""
     libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)  # keep the permitted set over setuid ...
     os.setgroups([])
     os.setgid(gid)
@@ -99,6 +102,7 @@ def run_child(libc, cfg: dict, source: str) -> int:
 
 
 def main() -> None:
+    """The supervisor: private tmpfs if asked, fork the child that drops privileges and runs ``main.py``, report its status."""
     cfg = json.loads(sys.argv[1])
     libc = ctypes.CDLL(None, use_errno=True)
     with open(os.path.join(cfg["cwd"], "main.py"), encoding="utf-8") as f:

@@ -21,6 +21,7 @@ STEP_KINDS = ("tool", "final", "error", "stop")  # tool call; final answer; unus
 
 @dataclass
 class Step:
+    """One step of a trajectory (ReAct §2: thought → action → observation) with its tokens and seconds."""
     index: int                      # 1-based step number
     kind: str                       # one of STEP_KINDS
     thought: str = ""               # the model's reasoning text (ReAct "Thought", AutoGPT "thoughts")
@@ -44,6 +45,7 @@ class Step:
 
 @dataclass
 class Trace:
+    """A whole agent run: the task, its steps, the final answer and why the loop stopped."""
     task: str                                  # the question or goal
     steps: list[Step] = field(default_factory=list)
     answer: str | None = None                  # the final answer, None when the loop stopped without one

@@ -32,6 +32,7 @@ there their they you your we our use used using""".split())
 
 @dataclass
 class Step:
+    """One WebGPT command (Nakano et al. 2021, Table 1), the observation it produced, its tokens and seconds."""
     command: str
     observation: str
     tokens: int
@@ -40,6 +41,7 @@ class Step:
 
 @dataclass
 class Episode:
+    """One WebGPT episode: question, answer (None if none), collected quotes, steps and why it stopped."""
     question: str
     answer: str | None
     quotes: list[Quote]
@@ -97,6 +99,7 @@ def run_episode(model, browser: TextBrowser, question: str, max_steps: int = 8, 
 
 
 def content_words(text: str) -> list[str]:
+    """Lower-cased words of ``text`` longer than two letters and not stop words (the support check's unit)."""
     return [w for w in re.findall(r"[a-z0-9_]+", text.lower()) if len(w) > 2 and w not in STOP_WORDS]
 
 

@@ -112,8 +112,10 @@ class LangChainRunnable(Runnable):
 
 
 def to_langchain(runnable: Runnable) -> OursAsLangChain:
+    """One of our runnables as a ``langchain_core`` Runnable (see :class:`OursAsLangChain`)."""
     return OursAsLangChain(runnable)
 
 
 def from_langchain(runnable: LCRunnable) -> LangChainRunnable:
+    """A ``langchain_core`` Runnable as one of ours (see :class:`LangChainRunnable`)."""
     return LangChainRunnable(runnable)

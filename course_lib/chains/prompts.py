@@ -45,6 +45,7 @@ def parse_template(template: str) -> list[str | tuple[str]]:
 
 
 def render(parts: list, values: Mapping) -> str:
+    """Fill the parsed template ``parts`` (see :func:`parse_template`) with ``values``, as LangChain's f-string format."""
     return "".join(p if isinstance(p, str) else str(values[p[0]]) for p in parts)
 
 

@@ -32,6 +32,7 @@ import torch
 
 @dataclass
 class Word2Vec:
+    """A trained skip-gram model (Mikolov et al. 2013): vocabulary, counts, input and output vectors."""
     words: list[str]               # vocabulary, most frequent first
     counts: np.ndarray             # (V,) corpus counts
     vectors: torch.Tensor          # (V, dim) input embeddings ("syn0"), the word vectors
@@ -59,6 +60,7 @@ class Word2Vec:
 
 
 def build_vocab(sentences: list[list[str]], min_count: int) -> tuple[list[str], np.ndarray]:
+    """Words seen at least ``min_count`` times, most frequent first (ties by word), and their counts (word2vec.c)."""
     counts = Counter(w for s in sentences for w in s)
     kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
     return kept, np.array([counts[w] for w in kept], np.int64)

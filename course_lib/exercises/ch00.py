@@ -37,6 +37,7 @@ def _count_no_norms(c: dict) -> int:  # forgets the RMSNorm gains
 
 @exercise("00.1", answer="smollm2_param_count", wrong=(_count_untied, _count_mha, _count_no_norms))
 def check_param_count(fn) -> str:
+    """Check exercise 00.1: the learner's parameter-count formula against SmolLM2's weights on disk and a built tiny LLaMA."""
     from course_lib import weights
 
     smol = weights.smollm2_config()
@@ -71,6 +72,7 @@ def _kv_one_layer(c: dict, kv_heads: int, bytes_per_value: int = 4) -> int:  # f
 
 @exercise("00.2", answer="kv_cache_bytes_per_token", wrong=(_kv_only_keys, _kv_query_heads, _kv_one_layer))
 def check_kv_cache_bytes(fn) -> str:
+    """Check exercise 00.2: the learner's KV-cache bytes per token against what ``KVCache`` allocates."""
     from course_lib import weights
 
     smol = weights.smollm2_config()
@@ -105,6 +107,7 @@ def _prefix_both_ways(t: int, prefix: int) -> torch.Tensor:  # lets the prefix s
 @exercise("00.3", answer="prefix_lm_mask", wrong=(_prefix_causal_only, _prefix_off_by_one, _prefix_both_ways),
           writes_code=True)
 def check_prefix_lm_mask(fn) -> str:
+    """Check exercise 00.3: the learner's prefix-LM mask (T5's prefix LM, Raffel et al. 2020) against the reference mask."""
     from course_lib.attention import causal_mask, scaled_dot_product_attention
 
     for t, prefix in [(6, 3), (5, 0), (4, 4), (7, 1)]:

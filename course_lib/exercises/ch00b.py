@@ -47,6 +47,7 @@ def _score_over_all_rows(w):  # divides by T although row 0 has no previous toke
 
 @exercise("00b.1", answer="previous_token_score", wrong=(_score_self, _score_next, _score_over_all_rows))
 def check_previous_token_score(fn) -> str:
+    """Check exercise 00b.1: the learner's previous-token-head score against an element-wise loop."""
     w = _causal_maps()
     got = np.asarray(fn(w.copy()), dtype=np.float64)
     want = _previous_reference(w)
@@ -81,6 +82,7 @@ def _entropy_summed(m):  # sums the rows instead of averaging them
 
 @exercise("00b.2", answer="head_entropy", wrong=(_entropy_naive, _entropy_bits, _entropy_summed))
 def check_head_entropy(fn) -> str:
+    """Check exercise 00b.2: the learner's mean attention entropy per head against a masked natural-log reference."""
     w = _causal_maps(seed=1)
     T = w.shape[-1]
     for l in range(w.shape[0]):
@@ -117,6 +119,7 @@ def _weights_scaled_by_d(q, k, mask=None):  # divides by d_k instead of sqrt(d_k
 @exercise("00b.3", answer="attention_weights",
           wrong=(_weights_unscaled, _weights_mask_after_softmax, _weights_scaled_by_d), writes_code=True)
 def check_attention_weights(fn) -> str:
+    """Check exercise 00b.3: the learner's softmax(QKᵀ/√d_k + M) against ``scaled_dot_product_attention``'s weights."""
     from course_lib.attention import causal_mask, scaled_dot_product_attention
 
     g = torch.Generator().manual_seed(0)

@@ -32,6 +32,7 @@ def _pe_sin_cos_swapped(pos, i, d_model):
 
 @exercise("01.1", answer="pe_value", wrong=(_pe_exponent_uses_i, _pe_sin_cos_swapped), writes_code=True)
 def check_pe_value(pe_value) -> str:
+    """Check exercise 01.1: the learner's sinusoidal PE entry (Vaswani et al. 2017 §3.5) against ``sinusoidal_table``."""
     table = transformer.sinusoidal_table(64, 32)
     for pos, i in [(0, 0), (0, 1), (1, 0), (3, 4), (7, 5), (19, 15), (40, 30), (63, 31)]:
         got = float(pe_value(pos, i, 32))
@@ -59,6 +60,7 @@ def _params_without_layernorm(d_model, d_ff):
 
 @exercise("01.2", answer="encoder_layer_params", wrong=(_params_without_biases, _params_without_layernorm))
 def check_encoder_layer_params(encoder_layer_params) -> str:
+    """Check exercise 01.2: the learner's encoder-layer parameter count against ``EncoderLayer``'s real count."""
     for d_model, heads, d_ff in [(32, 4, 64), (512, 8, 2048), (96, 3, 384)]:
         layer = transformer.EncoderLayer(transformer.TransformerConfig(5, 5, d_model=d_model, num_heads=heads, d_ff=d_ff))
         got, want = encoder_layer_params(d_model, d_ff), _count(layer)
@@ -104,6 +106,7 @@ class _NoWholeExp(torch.Tensor):
 
 @exercise("01.3", answer="streaming_logsumexp", wrong=(_lse_without_max, _lse_without_rescale))
 def check_streaming_logsumexp(streaming_logsumexp) -> str:
+    """Check exercise 01.3: the learner's online log-sum-exp (running max, rescaled sum) against ``torch.logsumexp``."""
     g = torch.Generator().manual_seed(0)
     s = torch.randn(2_000, generator=g) * 30   # |s| up to ~120: exp(s) overflows float32
     s[1_500] = 150.0                          # the maximum arrives late: the old sum must be rescaled
@@ -157,6 +160,7 @@ class _KeysNotNormedLayer(_LayerParts):
 @exercise("01.4", answer="PreNormEncoderLayer", wrong=(_PostNormLayer, _NoResidualLayer, _KeysNotNormedLayer),
           writes_code=True)
 def check_pre_norm_encoder_layer(layer_class) -> str:
+    """Check exercise 01.4: the learner's Pre-LN encoder layer against ``EncoderLayer(norm_first=True)``."""
     torch.manual_seed(0)
     cfg = transformer.TransformerConfig(13, 13, d_model=32, num_heads=4, d_ff=64, dropout=0.0, norm_first=True)
     reference = transformer.EncoderLayer(cfg).eval()

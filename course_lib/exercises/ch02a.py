@@ -16,6 +16,7 @@ TOY_VOCAB = ["[UNK]", "un", "unhappy", "happy", "##happi", "##happy", "##ness", 
                  lambda T: torch.ones(T, T, dtype=torch.bool).tril(-1)),  # a token may not see itself
           writes_code=True)
 def check_decoder_only_mask(decoder_only_mask) -> str:
+    """Check exercise 02a.1: the learner's decoder-only mask against ``causal_mask``."""
     for T in (1, 5, 17):
         got = decoder_only_mask(T)
         assert isinstance(got, torch.Tensor) and got.dtype == torch.bool and got.shape == (T, T), \
@@ -46,6 +47,7 @@ def _greedy_longest_match(word: str, vocab: set[str]) -> list[str]:
                  ["un", "happi", "ness"],                          # continuation pieces without ##
                  ["[UNK]"]))
 def check_wordpiece_by_hand(answer) -> str:
+    """Check exercise 02a.2: the learner's hand WordPiece split of "unhappiness" against greedy longest-match."""
     expected = _greedy_longest_match("unhappiness", set(TOY_VOCAB))
     assert isinstance(answer, list) and all(isinstance(p, str) for p in answer), \
         f"answer should be a list of strings (pieces), got {answer!r}"
@@ -69,6 +71,7 @@ def _bert_params_no_attention_bias(V, P, S, d, d_ff, L):
 @exercise("02a.3", answer="bert_params", wrong=(_bert_params_no_pooler, _bert_params_no_attention_bias),
           writes_code=True)
 def check_bert_params(bert_params) -> str:
+    """Check exercise 02a.3: the learner's BERT parameter formula against course_lib's ``BertModel``."""
     from course_lib.models.bert import BertConfig, BertModel
 
     counts = []
@@ -86,6 +89,7 @@ def check_bert_params(bert_params) -> str:
 
 @exercise("02a.4", answer="answer_bucket", wrong=(12, 23))
 def check_bucket(answer_bucket) -> str:
+    """Check exercise 02a.4: the learner's T5 relative-position bucket for +40 against ``relative_position_bucket``."""
     from course_lib.models.t5 import relative_position_bucket
 
     expected = int(relative_position_bucket(torch.tensor(40), bidirectional=True, num_buckets=32, max_distance=128))

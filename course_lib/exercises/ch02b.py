@@ -28,6 +28,7 @@ def _gru_bias_outside_reset(x, h, w_ih, w_hh, b_ih, b_hh):
 
 @exercise("02b.1", answer="gru_cell", wrong=(_gru_swapped_gate, _gru_bias_outside_reset), writes_code=True)
 def check_gru_cell(gru_cell) -> str:
+    """Check exercise 02b.1: the learner's GRU cell (Cho et al. 2014) against ``torch.nn.GRUCell``."""
     torch.manual_seed(0)
     ref = torch.nn.GRUCell(5, 7)
     x, h = torch.randn(3, 5), torch.randn(3, 7)
@@ -68,6 +69,7 @@ def _retention_reversed_decay(q, k, v, gamma):
 @exercise("02b.2", answer="retention_parallel", wrong=(_retention_no_mask, _retention_reversed_decay),
           writes_code=True)
 def check_retention_parallel(retention_parallel) -> str:
+    """Check exercise 02b.2: the learner's parallel retention (RetNet, Sun et al. 2023) against its recurrent form."""
     torch.manual_seed(0)
     q, k, v = torch.randn(12, 4), torch.randn(12, 4), torch.randn(12, 3)
     for gamma in (0.9, 0.5):
@@ -95,6 +97,7 @@ def _text_to_image_wrong_axis(image_emb, text_emb, labels):
 @exercise("02b.3", answer="text_to_image_accuracy", wrong=(_image_to_text_accuracy, _text_to_image_wrong_axis),
           writes_code=True)
 def check_text_to_image_accuracy(text_to_image_accuracy) -> str:
+    """Check exercise 02b.3: the learner's CLIP-style text→image top-1 accuracy against an argmax reference."""
     g = torch.Generator().manual_seed(0)
     n_captions, per_caption, dim = 6, 5, 8
     text_emb = torch.nn.functional.normalize(torch.randn(n_captions, dim, generator=g), dim=-1)
@@ -120,6 +123,7 @@ def _zoh_b_missing_delta(delta, A, B):
 
 @exercise("02b.4", answer="zoh_B", wrong=(_euler_b, _zoh_b_missing_delta))
 def check_zoh_b(zoh_B) -> str:
+    """Check exercise 02b.4: the learner's zero-order-hold B̄ (Mamba, Gu & Dao 2023) against the integral done numerically."""
     g = torch.Generator().manual_seed(0)
     delta = torch.nn.functional.softplus(torch.randn(2, 3, generator=g)) + 0.5   # (B, D): large steps
     A = -torch.exp(torch.randn(3, 4, generator=g))                              # (D, N)

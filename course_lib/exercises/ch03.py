@@ -28,6 +28,7 @@ def _kv_no_batch(layers, kv_heads, head_dim, seq_len, batch, bytes_per_value):  
 
 @exercise("03.1", answer="kv_cache_bytes", wrong=(_kv_keys_only, _kv_no_batch))
 def check_kv_cache_bytes(fn) -> str:
+    """Check exercise 03.1: the learner's KV-cache size formula against what ``KVCache`` allocates."""
     cases = [(30, 1, 64, 4096, 4, 2), (30, 3, 64, 100, 1, 4), (2, 2, 8, 16, 3, 1)]
     for case in cases:
         got, want = fn(*case), _kv_reference(*case)
@@ -54,6 +55,7 @@ def _min_p_renormalised(logits, min_p):  # returns log-probabilities, not the ke
 @exercise("03.2", answer="min_p_filter", wrong=(_min_p_on_logits, _min_p_absolute, _min_p_renormalised),
           writes_code=True)
 def check_min_p(fn) -> str:
+    """Check exercise 03.2: the learner's min-p filter against transformers' ``MinPLogitsWarper``."""
     from transformers import MinPLogitsWarper
 
     g = torch.Generator().manual_seed(0)
@@ -108,6 +110,7 @@ def _llama3_ramp_reversed(inv_freq, factor, low_freq_factor, high_freq_factor, o
 @exercise("03.3", answer="llama3_inv_freq", wrong=(_llama3_linear, _llama3_no_smoothing, _llama3_ramp_reversed),
           writes_code=True)
 def check_llama3_inv_freq(fn) -> str:
+    """Check exercise 03.3: the learner's Llama 3 RoPE frequency scaling against transformers' ``llama3`` rope init."""
     from course_lib.layers import rope_inv_freq
 
     cases = [(rope_inv_freq(128, 500000.0), 8.0, 1.0, 4.0, 8192),   # Llama 3.1

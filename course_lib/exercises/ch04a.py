@@ -12,6 +12,7 @@ V3_LAYERS, V3_D_C, V3_D_R = 61, 512, 64
 
 @exercise("04a.1", answer="v3_cache_bytes", wrong=(2 * 61 * 512, 61 * (512 + 64), 2 * 2 * 61 * 128 * 128))
 def check_v3_cache_bytes(value) -> str:
+    """Check exercise 04a.1: the learner's DeepSeek-V3 MLA cache bytes per token against ``kv_cache_elements_per_token``."""
     expected = 2 * kv_cache_elements_per_token("MLA", V3_LAYERS, 128, 128, kv_lora_rank=V3_D_C,
                                                qk_rope_head_dim=V3_D_R)
     assert isinstance(value, (int, float)), f"答案应是一个数（字节数），得到 {type(value).__name__}"
@@ -38,6 +39,7 @@ def _merged_wo_c_major(attn):  # wrong: flattens (d_c, H) instead of (H, d_c)
 
 @exercise("04a.2", answer="merged_wo", wrong=(_merged_wo_uk, _merged_wo_c_major), writes_code=True)
 def check_merged_wo(fn) -> str:
+    """Check exercise 04a.2: the learner's absorbed W^O·W^UV (DeepSeek-V2 §2.1.2) against MLA's naive output."""
     torch.manual_seed(0)
     c = MLAConfig(hidden_size=32, num_heads=4, kv_lora_rank=12, qk_nope_head_dim=6, qk_rope_head_dim=4,
                   v_head_dim=6)
@@ -62,6 +64,7 @@ def check_merged_wo(fn) -> str:
 @exercise("04a.3", answer="equivalent_groups",
           wrong=(lambda d_c, d_r, d_h: (d_c + d_r) / d_h, lambda d_c, d_r, d_h: d_c / (2 * d_h)))
 def check_equivalent_groups(fn) -> str:
+    """Check exercise 04a.3: the learner's MLA-equivalent GQA group count against ``kv_cache_elements_per_token``."""
     for d_c, d_r, d_h in ((512, 64, 128), (256, 32, 64), (1024, 64, 128), (96, 16, 32)):
         mla = kv_cache_elements_per_token("MLA", 1, 8, d_h, kv_lora_rank=d_c, qk_rope_head_dim=d_r)
         want = mla / kv_cache_elements_per_token("GQA", 1, 8, d_h, num_kv_groups=1)

@@ -20,6 +20,7 @@ def _max_minus_min(load):  # wrong: spread instead of the excess of the most loa
 
 @exercise("04b.1", answer="my_max_vio", wrong=(_max_over_mean, _max_minus_min))
 def check_max_vio(fn) -> str:
+    """Check exercise 04b.1: the learner's MaxVio load-imbalance metric (Wang et al. 2024) against ``max_violation``."""
     g = torch.Generator().manual_seed(0)
     for load in (torch.tensor([4, 4, 4, 4]), torch.tensor([10, 2, 2, 2]), torch.tensor([7, 1, 4, 4]),
                  torch.randint(1, 50, (16,), generator=g)):
@@ -42,6 +43,7 @@ def _p_unnormalised(scores, picked, alpha):  # wrong: P_i from raw sigmoid score
 
 @exercise("04b.2", answer="my_balance_loss", wrong=(_f_as_fraction, _p_unnormalised), writes_code=True)
 def check_balance_loss(fn) -> str:
+    """Check exercise 04b.2: the learner's sequence-wise balance loss (DeepSeek-V3 eq. 17–20) against ``sequence_balance_loss``."""
     g = torch.Generator().manual_seed(0)
     for t, n_r, k_r in ((10, 6, 2), (32, 16, 4), (7, 8, 1)):
         scores = torch.rand(t, n_r, generator=g)
@@ -63,6 +65,7 @@ def check_balance_loss(fn) -> str:
           wrong=(lambda p, mtp_cost: 1 + p, lambda p, mtp_cost: (1 + p) * (1 - mtp_cost),
                  lambda p, mtp_cost: 1 / (1 - p) / (1 + mtp_cost)))
 def check_expected_speedup(fn) -> str:
+    """Check exercise 04b.3: the learner's MTP speculative-decoding speedup against (1 + p) / (1 + cost)."""
     for p, cost in ((0.5, 0.5), (0.0, 0.0), (0.85, 1 / 61), (0.9, 0.25), (0.99, 0.0)):
         got, want = float(fn(p, cost)), (1 + p) / (1 + cost)
         assert abs(got - want) < 1e-9, (f"p = {p}, mtp_cost = {cost:.3f}：每趟得到 1 + p 个 token、花 1 + mtp_cost 的时间，"

@@ -11,6 +11,7 @@ from course_lib.quant.fp8_gemm import relative_error
 
 @exercise("04c.1", answer="e5m2_range", wrong=((114688.0, 2.0**-16), (57344.0, 2.0**-14), (448.0, 2.0**-9)))
 def check_e5m2_range(value) -> str:
+    """Check exercise 04c.1: the learner's E5M2 largest finite / smallest subnormal against ``torch.float8_e5m2``."""
     assert isinstance(value, tuple) and len(value) == 2, f"答案是一个二元组 (最大有限值, 最小正次正规数)，得到 {value!r}"
     largest, smallest = (float(v) for v in value)
     truth = torch.tensor([1], dtype=torch.uint8).view(torch.float8_e5m2).item()
@@ -37,6 +38,7 @@ def _scales_not_applied(a, b):  # wrong: multiplies the FP8 values but forgets t
 
 @exercise("04c.2", answer="rowwise_fp8_matmul", wrong=(_per_tensor, _scales_not_applied), writes_code=True)
 def check_rowwise_fp8_matmul(fn) -> str:
+    """Check exercise 04c.2: the learner's row-wise scaled FP8 (E4M3) matmul against the fp32 product."""
     g = torch.Generator().manual_seed(1)
     a, b = torch.randn(64, 256, generator=g), torch.randn(128, 256, generator=g)
     a[3] *= 1e3  # one loud token: row-wise scaling keeps it from crushing the others
@@ -58,6 +60,7 @@ def check_rowwise_fp8_matmul(fn) -> str:
           wrong=(lambda x: torch.exp2(torch.floor(torch.log2(x.view(*x.shape[:-1], -1, 128).abs().amax(-1) / 448))),
                  lambda x: x.view(*x.shape[:-1], -1, 128).abs().amax(-1) / 448))
 def check_pow2_tile_scales(fn) -> str:
+    """Check exercise 04c.3: the learner's power-of-two 1×128 tile scales (DeepSeek-V3 §3.3.2) against 2^ceil(log2(amax/448))."""
     xs = torch.randn(64, 512, generator=torch.Generator().manual_seed(3)) * 5
     s = fn(xs)
     assert tuple(s.shape) == (64, 4), f"每个 1×128 小块一个缩放因子：形状应为 (64, 4)，得到 {tuple(s.shape)}"

@@ -19,6 +19,7 @@ def _lora_forward_rs(x, w0, a, b, alpha, r):
 
 @exercise("05.1", answer="lora_forward", wrong=(_lora_forward_without_scaling, _lora_forward_rs), writes_code=True)
 def check_lora_forward(fn) -> str:
+    """Check exercise 05.1: the learner's LoRA forward W₀x + (α/r)·BAx (Hu et al. 2021) against the formula."""
     g = torch.Generator().manual_seed(5)
     x, w0 = torch.randn(3, 7, 10, generator=g), torch.randn(6, 10, generator=g)
     a, b = torch.randn(4, 10, generator=g), torch.randn(6, 4, generator=g)
@@ -41,6 +42,7 @@ def _dora_merge_base_norm(w0, a, b, m, scaling):
 
 @exercise("05.2", answer="dora_merge", wrong=(_dora_merge_column_norm, _dora_merge_base_norm), writes_code=True)
 def check_dora_merge(fn) -> str:
+    """Check exercise 05.2: the learner's merged DoRA weight (Liu et al. 2024) against m · W / ‖W‖ per row."""
     g = torch.Generator().manual_seed(6)
     w0, a, b = torch.randn(5, 8, generator=g), torch.randn(2, 8, generator=g), torch.randn(5, 2, generator=g)
     m = torch.rand(5, generator=g) + 0.5
@@ -56,6 +58,7 @@ def check_dora_merge(fn) -> str:
 
 @exercise("05.3", answer="lora_qv_params", wrong=(30 * 8 * (576 + 576) * 2, 8 * (576 + 576) + 8 * (576 + 192)))
 def check_lora_qv_params(value) -> str:
+    """Check exercise 05.3: the learner's LoRA q/v trainable-parameter count against SmolLM2's."""
     assert isinstance(value, int), f"give an int, got {type(value).__name__}"
     assert value == LORA_QV_PARAMS_SMOLLM2, ("count r·(in + out) for q_proj and v_proj in each of the 30 layers; "
                                             "with GQA v_proj maps 576 → 3 heads × 64 = 192")

@@ -23,6 +23,7 @@ def _prefix_kv_no_permute(past, num_layers, kv_heads, head_dim):
 
 @exercise("06.1", answer="prefix_to_kv", wrong=(_prefix_kv_interleaved, _prefix_kv_no_permute), writes_code=True)
 def check_prefix_to_kv(fn) -> str:
+    """Check exercise 06.1: the learner's prefix → per-layer (key, value) split (Li & Liang 2021) against ``PrefixCache``."""
     from course_lib.peft.prompt_tuning import PrefixCache
 
     B, n, L, H, d = 2, 3, 4, 2, 5
@@ -48,6 +49,7 @@ def _verbalize_off_by_one(logits, lengths, label_ids):
 
 @exercise("06.2", answer="class_scores", wrong=(_verbalize_at_end, _verbalize_off_by_one), writes_code=True)
 def check_class_scores(fn) -> str:
+    """Check exercise 06.2: the learner's verbalizer class scores at the last real position against direct indexing."""
     g = torch.Generator().manual_seed(7)
     logits, lengths, label_ids = torch.randn(3, 6, 11, generator=g), torch.tensor([5, 2, 4]), [7, 3]
     out = fn(logits, lengths, label_ids)
@@ -60,6 +62,7 @@ def check_class_scores(fn) -> str:
 
 @exercise("06.3", answer="prefix_params", wrong=(10 * 30 * 2 * 576, 10 * 2 * 3 * 64, 10 * 30 * 576))
 def check_prefix_params(value) -> str:
+    """Check exercise 06.3: the learner's prefix-tuning trainable-parameter count against SmolLM2's."""
     assert isinstance(value, int), f"give an int, got {type(value).__name__}"
     assert value == PREFIX_PARAMS_SMOLLM2, ("each of the n virtual positions holds a key and a value at every one of the "
                                             "30 layers; with GQA a key is 3 heads × 64 = 192 numbers, not 576")

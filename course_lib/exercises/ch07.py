@@ -23,6 +23,7 @@ def _keep_uncapped(counts, sample):     # wrong: word2vec.c's formula without th
 
 @exercise("07.1", answer="keep_probability", wrong=(_keep_paper, _keep_uncapped), writes_code=True)
 def check_keep_probability(fn) -> str:
+    """Check exercise 07.1: the learner's subsampling keep probability against ``word2vec.keep_probability`` (word2vec.c)."""
     counts = np.array([5000, 1200, 300, 40, 7, 2], np.int64)
     got = np.asarray(fn(counts, 1e-2), dtype=np.float64)
     assert got.shape == counts.shape, f"expected one probability per word, shape {counts.shape}, got {got.shape}"
@@ -42,6 +43,7 @@ def _sgns_no_neg(v, u_pos, u_neg):      # wrong: only the positive pair
 
 @exercise("07.2", answer="sgns_loss", wrong=(_sgns_neg_plus, _sgns_no_neg), writes_code=True)
 def check_sgns_loss(fn) -> str:
+    """Check exercise 07.2: the learner's skip-gram negative-sampling loss (Mikolov et al. 2013 §2.2) against the formula."""
     gen = torch.Generator().manual_seed(0)
     v, u_pos, u_neg = torch.randn(6, 8, generator=gen), torch.randn(6, 8, generator=gen), torch.randn(6, 5, 8, generator=gen)
     got = fn(v, u_pos, u_neg)
@@ -61,6 +63,7 @@ def _nce_diag_only(q, d, temperature=0.05):        # wrong: no in-batch negative
 
 @exercise("07.3", answer="in_batch_info_nce", wrong=(_nce_no_temperature, _nce_diag_only), writes_code=True)
 def check_info_nce(fn) -> str:
+    """Check exercise 07.3: the learner's in-batch InfoNCE loss against ``info_nce``."""
     gen = torch.Generator().manual_seed(0)
     q = F.normalize(torch.randn(8, 16, generator=gen), dim=1)
     d = F.normalize(q + 0.5 * torch.randn(8, 16, generator=gen), dim=1)

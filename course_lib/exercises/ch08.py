@@ -22,6 +22,7 @@ def _l2_topk_far(xb, xq, k):          # wrong: sorts the distances the wrong way
 
 @exercise("08.1", answer="l2_topk", wrong=(_l2_topk_ip, _l2_topk_far), writes_code=True)
 def check_l2_topk(fn) -> str:
+    """Check exercise 08.1: the learner's exact L2 top-k ids against ``exact_search`` (faiss IndexFlatL2)."""
     rng = np.random.default_rng(0)
     xb = rng.normal(size=(300, 8)).astype(np.float32) * rng.uniform(0.2, 3, size=(300, 1)).astype(np.float32)
     xq = rng.normal(size=(5, 8)).astype(np.float32)
@@ -42,6 +43,7 @@ def _adc_mean(tables, codes):          # wrong: average instead of sum
 
 @exercise("08.2", answer="adc_distances", wrong=(_adc_first_only, _adc_mean), writes_code=True)
 def check_adc(fn) -> str:
+    """Check exercise 08.2: the learner's ADC distances (Jégou et al. 2011 §III.A) against distances to decoded vectors."""
     x, q = clustered_vectors(600, 16, n_clusters=8, n_queries=3, seed=1)
     pq = ProductQuantizer(16, 4, nbits=4)
     pq.train(x, niter=5)
@@ -64,6 +66,7 @@ def _rrf_first_list(rankings, k=60):   # wrong: ignores every ranking but the fi
 
 @exercise("08.3", answer="rrf", wrong=(_rrf_scores, _rrf_first_list), writes_code=True)
 def check_rrf(fn) -> str:
+    """Check exercise 08.3: the learner's reciprocal rank fusion (Cormack et al. 2009) against ``reciprocal_rank_fusion``."""
     rankings = [["a", "b", "c", "d"], ["d", "c", "e"], ["c", "a"]]
     got = list(fn(rankings, 60))
     want = reciprocal_rank_fusion(rankings, 60)

@@ -20,6 +20,7 @@ def _bm25_raw_tf(tf, doc_len, avgdl, idf, k1=1.5, b=0.75):            # wrong: n
 
 @exercise("09.1", answer="bm25_term", wrong=(_bm25_no_length_norm, _bm25_raw_tf), writes_code=True)
 def check_bm25_term(fn) -> str:
+    """Check exercise 09.1: the learner's BM25 term score (Robertson & Zaragoza 2009) against course_lib's ``BM25``."""
     docs = [["json", "dumps", "json"], ["json"], ["os", "path", "join", "path", "json", "a", "b", "c"], ["time"]]
     ref = BM25(docs, k1=1.2, b=0.6)
     t = ref.vocab["json"]
@@ -46,6 +47,7 @@ def _ndcg_log_rank(ranked, relevant, k=10):        # wrong: log2(rank) puts rank
 
 @exercise("09.2", answer="ndcg_at_10", wrong=(_ndcg_chunks, _ndcg_log_rank), writes_code=True)
 def check_ndcg(fn) -> str:
+    """Check exercise 09.2: the learner's document-level nDCG@10 against ``ndcg_at_k``."""
     cases = [(["a", "a", "x", "b", "y", "b"], {"a", "b", "c"}), (["x", "y", "b", "b", "b"], {"b"}),
              (["x", "y"], {"a"}), (["b", "a"], {"a", "b"}), (["x", "x", "a", "y", "z", "w", "v", "u", "t", "s", "b"],
                                                           {"a", "b"})]
@@ -58,6 +60,7 @@ def check_ndcg(fn) -> str:
 
 @exercise("09.3", answer="answer", wrong=(1 / 3, 1.0, 0.25))
 def check_doc_level_rr(answer) -> str:
+    """Check exercise 09.3: the learner's document-level reciprocal rank against the worked value 1/2."""
     assert isinstance(answer, (int, float)), f"answer should be a number, got {answer!r}"
     assert abs(answer - 0.5) < 1e-9, ("the chunks json.dumps#0 and json.dumps#1 are one document: the document "
                                       "ranking is [json.dumps, json.loads], so the relevant one is at rank 2")

@@ -44,6 +44,7 @@ def _parse_case_sensitive(text):     # wrong: only "Action:" with a capital A
 
 @exercise("10.1", answer="parse_action", wrong=(_parse_answer_first, _parse_case_sensitive), writes_code=True)
 def check_parse_action(fn) -> str:
+    """Check exercise 10.1: the learner's ReAct action parser against ``parse_react``."""
     for text in REACT_CASES:
         got, want = fn(text), _expected_action(text)
         assert got == want, f"for {text!r} expected {want!r}, got {got!r}"
@@ -63,6 +64,7 @@ def _word_count_returns_int():       # wrong: tools must return a str (the obser
 
 @exercise("10.2", answer="word_count_tool", wrong=(_word_count_no_required, _word_count_returns_int), writes_code=True)
 def check_word_count_tool(fn) -> str:
+    """Check exercise 10.2: the learner's ``word_count`` tool (schema and result) against a ``ToolRegistry`` call."""
     tool = fn()
     assert isinstance(tool, Tool), f"word_count_tool() must return a course_lib.agent.tools.Tool, got {type(tool).__name__}"
     assert tool.name == "word_count", f"the tool's name must be 'word_count', got {tool.name!r}"
@@ -105,6 +107,7 @@ def _close_no_string(text):          # wrong: closes brackets but not an open st
 
 @exercise("10.3", answer="close_json", wrong=(_close_counting, _close_no_string), writes_code=True)
 def check_close_json(fn) -> str:
+    """Check exercise 10.3: the learner's closing of truncated JSON against ``json.loads`` of the expected values."""
     for text, want in TRUNCATED.items():
         got = fn(text)
         assert isinstance(got, str) and got.startswith(text), f"close_json must only append to {text!r}, got {got!r}"

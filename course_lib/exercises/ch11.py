@@ -46,6 +46,7 @@ def _find_last(lines, text):               # wrong: the last match instead of th
 
 @exercise("11.1", answer="find_line", wrong=(_find_case_sensitive, _find_last), writes_code=True)
 def check_find_line(fn) -> str:
+    """Check exercise 11.1: the learner's ``find_line`` against the ``find:`` command of ``TextBrowser``."""
     web = _web()
     for page_id, queries in (("topic:assert", ["assert", "ASSERTIONS", "filler line 1", "capitals", "nowhere"]),
                              ("json.dumps", ["INDENT", "sort_keys", "json", "xml"])):
@@ -106,6 +107,7 @@ _SUPPORT_CASES = [
 
 @exercise("11.2", answer="strict_support", wrong=(_strict_whole_answer, _strict_no_existence), writes_code=True)
 def check_strict_support(fn) -> str:
+    """Check exercise 11.2: the learner's sentence-by-sentence support check against a strict reference."""
     web = _web()
     for answer, quotes in _SUPPORT_CASES:
         got, want = fn(answer, quotes, web), _strict_reference(answer, quotes, web)
@@ -135,6 +137,7 @@ def _best_first(candidates, web):          # wrong: no selection at all
 
 @exercise("11.3", answer="best_of_n", wrong=(_best_longest, _best_ignores_forgery, _best_first), writes_code=True)
 def check_best_of_n(fn) -> str:
+    """Check exercise 11.3: the learner's best-of-n pick (WebGPT's rejection sampling) against the argmax of the quote-coverage reward."""
     web = _web()
     forged = Quote("topic:assert", "Serialize obj to a JSON formatted str.")
     rounds = [

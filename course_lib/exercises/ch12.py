@@ -36,6 +36,7 @@ def _strip_adjacent(text):  # wrong: only ",}" and ",]" with nothing in between
 
 @exercise("12.1", answer="strip_trailing_commas", wrong=(_strip_regex, _strip_adjacent), writes_code=True)
 def check_strip_trailing_commas(fn) -> str:
+    """Check exercise 12.1: the learner's trailing-comma repair against ``json.loads`` of the expected values."""
     for text, want in TRAILING:
         got = fn(text)
         assert isinstance(got, str), f"strip_trailing_commas must return a str, got {type(got).__name__}"
@@ -79,6 +80,7 @@ class _UpperFirstOnly(Runnable):  # wrong: streams, but only the first piece is 
 
 @exercise("12.2", answer="Upper", wrong=(_UpperBuffered, _UpperFirstOnly), writes_code=True)
 def check_upper(cls) -> str:
+    """Check exercise 12.2: the learner's streaming ``Upper`` runnable (LCEL ``transform``) against piece-by-piece output."""
     step = cls()
     assert isinstance(step, Runnable), "Upper must subclass course_lib.chains.Runnable"
     assert step.invoke("stream me") == "STREAM ME", "invoke must return the upper-cased text"
@@ -131,6 +133,7 @@ def _rag_no_parser(retriever, model):  # wrong: returns the model's ChatReply, n
 
 @exercise("12.3", answer="build_rag_chain", wrong=(_rag_no_context, _rag_no_parser), writes_code=True)
 def check_rag_chain(fn) -> str:
+    """Check exercise 12.3: the learner's LCEL RAG chain against ``rag_chain`` on the same retriever and model."""
     question = "What is the capital of Italy?"
     retriever, model = _Shelf(), ScriptedChatModel(["Rome [1]."])
     chain = fn(retriever, model)

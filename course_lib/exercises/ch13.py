@@ -34,6 +34,7 @@ def _first_shard_grads(model, batch, world_size):  # wrong: one rank's gradient,
 
 @exercise("13.1", answer="data_parallel_grads", wrong=(_summed_grads, _first_shard_grads), writes_code=True)
 def check_data_parallel_grads(fn) -> str:
+    """Check exercise 13.1: the learner's data-parallel averaged gradients against one full-batch backward."""
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=32, n_positions=8, n_embd=16, n_layer=1, n_head=2, dropout=0.0))
     batch = torch.randint(32, (8, 9))  # (B, T + 1)
@@ -63,6 +64,7 @@ def _tokens_not_pairs(indices, n_experts, world_size):  # wrong: a token counted
 
 @exercise("13.2", answer="send_counts", wrong=(_round_robin, _tokens_not_pairs), writes_code=True)
 def check_send_counts(fn) -> str:
+    """Check exercise 13.2: the learner's expert-parallel all-to-all send counts against a ``bincount`` of owning ranks."""
     g = torch.Generator().manual_seed(0)
     for n_experts, world_size, k in ((8, 2, 2), (16, 4, 4), (12, 3, 3)):
         indices = torch.stack([torch.randperm(n_experts, generator=g)[:k] for _ in range(20)])  # (N, K)
@@ -80,6 +82,7 @@ def check_send_counts(fn) -> str:
                  lambda n, w, sharded: 16 * n / w,
                  lambda n, w, sharded: 12 * n / w if sharded else 16 * n))
 def check_bytes_per_rank(fn) -> str:
+    """Check exercise 13.3: the learner's DDP vs FSDP (ZeRO-3) bytes per rank against 16 bytes per parameter."""
     for n, w in ((1_000_000, 2), (7_000_000_000, 8), (34_688, 2)):
         for sharded in (False, True):
             want = 16 * n / (w if sharded else 1)  # fp32 param + grad + AdamW exp_avg + exp_avg_sq

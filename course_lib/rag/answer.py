@@ -59,6 +59,7 @@ def cited_numbers(text: str) -> list[int]:
 
 @dataclass(frozen=True)
 class CitationCheck:
+    """The verdict of :func:`check_citations`: ok, cited source numbers, invalid ones and unsupported sentences."""
     ok: bool
     cited: list[int]
     invalid: list[int]                     # cited numbers with no such source
@@ -126,6 +127,7 @@ class CiteFirst:
 
 @dataclass
 class Answer:
+    """One RAG answer: question, text, retrieved passages, whether it refused, citation check and timings."""
     question: str
     text: str
     passages: list[Passage]

@@ -32,6 +32,7 @@ _HEADING = re.compile(r"^(#{1,6} |\*{3,}|={3,}|-{3,}|\S.*\n[=*~^-]{3,}\s*$)")
 
 @dataclass(frozen=True)
 class Chunk:
+    """A piece of one document cut to fit MiniLM's window: chunk id, document id, title, text, token count."""
     id: str        # f"{doc_id}#{i}"
     doc_id: str
     title: str

@@ -24,6 +24,7 @@ SOURCES = ("topics", "stdlib", "notebooks")
 
 @dataclass(frozen=True)
 class Document:
+    """One document of the RAG corpus: id, title, which collection it came from, and its text."""
     id: str
     title: str
     source: str   # "topics", "stdlib" or "notebooks"

@@ -16,6 +16,7 @@ from course_lib.chat import LocalChatModel
 
 @dataclass(frozen=True)
 class Completion:
+    """One generated answer and its cost: text, prompt tokens, new tokens and wall seconds."""
     text: str
     prompt_tokens: int
     new_tokens: int

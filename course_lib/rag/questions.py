@@ -27,6 +27,7 @@ _STOPWORDS = frozenset("""a an and are as at be but by can do does for from has 
 
 @dataclass(frozen=True)
 class Question:
+    """One evaluation question: reference answer, the corpus ids that answer it and its split (dev/test)."""
     id: str
     question: str
     answer: str                    # a short reference answer, worded after the passages

@@ -14,6 +14,7 @@ from typing import Protocol, runtime_checkable
 
 @dataclass(frozen=True)
 class Passage:
+    """One retrieved chunk with its retriever's score; what every :class:`Retriever` returns, best first."""
     id: str        # chunk id, "<doc_id>#<i>"
     doc_id: str    # the document it came from (question sets label documents)
     title: str
@@ -23,6 +24,7 @@ class Passage:
 
 @runtime_checkable
 class Retriever(Protocol):
+    """The course's one retriever interface: ``search(query, k)`` returns ``k`` passages, best first."""
     def search(self, query: str, k: int = 10) -> list[Passage]: ...
 
 

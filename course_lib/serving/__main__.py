@@ -15,6 +15,7 @@ from course_lib.serving.server import MODEL_NAME, smollm2_engine
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command line of ``python -m course_lib.serving``: build the SmolLM2 engine and serve the OpenAI API with uvicorn."""
     parser = argparse.ArgumentParser(prog="python -m course_lib.serving", description=__doc__.split("\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
     parser.add_argument("--port", type=int, default=8000)

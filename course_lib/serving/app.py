@@ -60,6 +60,7 @@ class _Params(BaseModel):
 
 
 class Message(BaseModel):
+    """One chat message of an OpenAI request: role and content (a string or a list of content parts)."""
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "user", "assistant", "tool", "developer"]
     content: str | list[dict] | None = None
@@ -72,10 +73,12 @@ class Message(BaseModel):
 
 
 class ChatRequest(_Params):
+    """Body of ``POST /v1/chat/completions`` (OpenAI API reference): the messages and sampling parameters."""
     messages: list[Message] = Field(min_length=1)
 
 
 class CompletionRequest(_Params):
+    """Body of ``POST /v1/completions`` (OpenAI API reference): a raw prompt and sampling parameters."""
     prompt: str | list[str]
 
 

@@ -8,6 +8,7 @@ METRICS = ("ip", "l2")
 
 
 def check_metric(metric: str) -> str:
+    """``metric`` if it is one of :data:`METRICS` (``ip``, ``l2``), else ``ValueError``."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     return metric
@@ -39,6 +40,7 @@ def as_vectors(x, dim: int | None, name: str = "x") -> np.ndarray:
 
 
 def check_k(k, size: int) -> int:
+    """``k`` as an int in ``1..size`` (``TypeError`` / ``ValueError`` otherwise)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
     if k <= 0:
@@ -49,6 +51,7 @@ def check_k(k, size: int) -> int:
 
 
 def check_positive(value, name: str) -> int:
+    """``value`` as a positive int; ``ValueError`` naming ``name`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
     return int(value)

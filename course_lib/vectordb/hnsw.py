@@ -24,6 +24,7 @@ from course_lib.vectordb.checks import as_vectors, check_k, check_metric, check_
 
 
 class HNSWIndex:
+    """Hierarchical Navigable Small World graph index (Malkov & Yashunin 2018, Alg. 1–4; after hnswlib)."""
     def __init__(self, dim: int, M: int = 16, ef_construction: int = 200, metric: str = "ip", seed: int = 100):
         self.dim, self.metric = check_positive(dim, "dim"), check_metric(metric)
         self.M = check_positive(M, "M")

@@ -37,6 +37,7 @@ from course_lib.vectordb.pq import ProductQuantizer
 
 
 class IVFPQIndex(InvertedFile):
+    """Inverted file with product-quantised residuals (Jégou et al. 2011 §IV IVFADC; faiss IndexIVFPQ)."""
     def __init__(self, dim: int, nlist: int, m: int, nbits: int = 8, metric: str = "ip", keep_vectors: bool = False,
                  kernel: str = "numba"):
         super().__init__(dim, nlist, metric)

@@ -16,6 +16,7 @@ from course_lib.vectordb.kmeans import kmeans
 
 
 class ProductQuantizer:
+    """Product quantiser with ADC tables (Jégou, Douze & Schmid 2011; faiss ProductQuantizer)."""
     def __init__(self, dim: int, m: int, nbits: int = 8):
         self.dim, self.m = check_positive(dim, "dim"), check_positive(m, "m")
         if dim % m:

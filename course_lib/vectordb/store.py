@@ -33,6 +33,7 @@ STORE_METRICS = ("cosine", "ip", "l2")
 
 @dataclass(frozen=True)
 class Hit:
+    """One search result of a collection: point id, score and payload (Qdrant's ``ScoredPoint``)."""
     id: int | str
     score: float
     payload: dict
@@ -45,6 +46,7 @@ def _check_id(i) -> int | str:
 
 
 class Collection:
+    """A named set of (id, vector, payload) points with exact filtered search (a Qdrant collection)."""
     def __init__(self, name: str, dim: int, metric: str = "cosine"):
         if metric not in STORE_METRICS:
             raise ValueError(f"metric must be one of {STORE_METRICS}, got {metric!r}")

@@ -34,12 +34,14 @@ class StoreFileError(ValueError):
 
 
 def encode(header: dict, vectors: np.ndarray) -> bytes:
+    """The bytes of a store file: magic, version, JSON header, float32 vectors, then their SHA-256."""
     head = json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode()
     body = _PREFIX.pack(MAGIC, VERSION, len(head)) + head + np.ascontiguousarray(vectors, "<f4").tobytes()
     return body + hashlib.sha256(body).digest()
 
 
 def decode(blob: bytes, path: str = "<bytes>") -> tuple[dict, np.ndarray]:
+    """Header and vectors of a store file's bytes; :class:`StoreFileError` if ``blob`` is foreign, truncated or corrupt."""
     if len(blob) < _PREFIX.size or blob[:8] != MAGIC:
         raise StoreFileError(f"{path} is not a course vector store file (no {MAGIC!r} magic at the start)")
     _, version, head_len = _PREFIX.unpack_from(blob)
@@ -80,4 +82,5 @@ def atomic_write(path: str | os.PathLike, data: bytes, chunk: int = 1 << 20) -> 
 
 
 def read(path: str | os.PathLike) -> tuple[dict, np.ndarray]:
+    """Header and vectors of the store file at ``path`` (see :func:`decode`)."""
     return decode(Path(path).read_bytes(), str(path))

@@ -16,6 +16,7 @@ _warned = False
 
 
 def missing_cjk_font_message() -> str:
+    """The message for a machine without any of :data:`CJK_FONTS`, saying what to install."""
     return (f"no CJK font found (looked for {', '.join(CJK_FONTS)}), so Chinese labels would be drawn as "
             f"boxes; {INSTALL_CJK_FONT}")
 
