@@ -41,6 +41,8 @@ SYSTEM = "Answer with one JSON tool call: weather, convert or timer."  # short: 
 
 @dataclass(frozen=True)
 class Example:
+    """One example of the tool-call task: an English request and the call that answers it (``{"tool", "args"}``)."""
+
     request: str
     call: dict
 
