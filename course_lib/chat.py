@@ -178,18 +178,20 @@ class LocalChatModel:
     def _pieces(self, messages, tools=None, max_tokens=256, temperature=0.0, top_p=None, stop=None,
                 seed=None, state: dict | None = None) -> Iterator[str]:
         """Yield text pieces; a stop string ends the reply (not included); ``state`` gets counts and reason."""
-        from course_lib.generation import generate_tokens
+        from course_lib.generation import generate_tokens, model_device
         stop = _check_options(max_tokens, stop)
         tok = self.tokenizer
         ids = self.prompt_ids(messages, tools)
         ends = [tok.token_to_id("<|im_end|>"), tok.token_to_id("<|endoftext|>")]
-        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        device = model_device(self.model)                # the prompt and the sampler's generator go where the model is
+        generator = None if seed is None else torch.Generator(device=device).manual_seed(seed)
         state = {} if state is None else state
         state.update(prompt_tokens=len(ids), completion_tokens=0, finish_reason="length")
         generated: list[int] = []
         emitted = 0
         processor = self.constraint(messages, tools) if self.constraint is not None else None
-        for token in generate_tokens(self.model, torch.tensor([ids]), max_tokens, temperature=temperature,
+        prompt = torch.tensor([ids], device=device)                                     # (1, T)
+        for token in generate_tokens(self.model, prompt, max_tokens, temperature=temperature,
                                      top_p=top_p, stop_tokens=ends, generator=generator, logits_processor=processor):
             state["completion_tokens"] += 1
             if int(token[0]) in ends:

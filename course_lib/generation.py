@@ -174,6 +174,19 @@ class Recompute:
         return self.logits(context)[:, -1], ids
 
 
+def model_device(model) -> torch.device:
+    """The device of ``model``'s first parameter (a wrapper's ``.model`` is looked into); the CPU when it has none.
+
+    Builders of ids and masks put their tensors here, so one code path serves the CPU and ``cfg.device``.
+    """
+    for m in (model, getattr(model, "model", None)):
+        if isinstance(m, torch.nn.Module):
+            p = next(m.parameters(), None)
+            if p is not None:
+                return p.device
+    return torch.device("cpu")
+
+
 def pad_left(prompts: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Token lists of different lengths -> ``(input_ids, attention_mask)`` ``(B, T_max)``, padded on the left."""
     if not prompts or any(len(p) == 0 for p in prompts):

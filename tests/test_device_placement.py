@@ -129,3 +129,75 @@ def test_bad_device_names_are_clear_errors():
         tool_calls.training_batch(CharTokenizer(), examples, device=0)
     with pytest.raises(ValueError, match="not a device name"):
         synchronize("nvidia")
+
+
+# Chapters 07 and 09: MiniLM and SmolLM2 on cfg.device, and the RAG pieces that build ids follow them.
+
+def test_pretrained_models_load_on_the_requested_device():
+    from course_lib import pretrained
+
+    encoder = pretrained.minilm(device="meta")
+    assert {p.device for p in encoder.model.parameters()} == {META}
+    assert {p.device for p in pretrained.smollm2(device=META).parameters()} == {META}
+    assert {p.device.type for p in pretrained.minilm().model.parameters()} == {"cpu"}   # default: the CPU
+    with pytest.raises(ValueError, match="not a device name"):
+        pretrained.minilm(device="gpu0")
+
+
+def test_model_device_looks_through_wrappers():
+    from course_lib.generation import Recompute, model_device
+
+    model = torch.nn.Linear(2, 2, device=META)
+    assert model_device(model) == META and model_device(Recompute(model)) == META
+    assert model_device(object()) == torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["07_embedding", "09_rag"])
+def test_chapters_07_and_09_load_their_models_on_cfg_device(name):
+    cells = json.loads((CHAPTERS / f"{name}.ipynb").read_text(encoding="utf-8"))["cells"]
+    tree = ast.parse("\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code"))
+    loads = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+             and node.func.attr in ("minilm", "smollm2") and ast.unparse(node.func.value) == "pretrained"]
+    assert loads, f"{name}: no pretrained.minilm()/smollm2() call"
+    for call in loads:
+        assert [ast.unparse(k) for k in call.keywords] == ["device=cfg.device"], f"{name}: {ast.unparse(call)}"
+
+
+class MetaDecoder(torch.nn.Module):
+    """A decoder whose weights live on ``meta``: it records the devices of what it is fed, returns CPU logits."""
+
+    def __init__(self, vocab: int = 100):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.empty(1, device=META))
+        self.vocab, self.seen = vocab, []
+
+    def new_cache(self, batch_size, max_len):
+        return None
+
+    def decode_step(self, input_ids, cache, attention_mask=None):
+        self.seen.append((input_ids.device, None if attention_mask is None else attention_mask.device))
+        return torch.zeros(input_ids.shape[0], self.vocab), None                                 # (B, V)
+
+
+def test_llm_reranker_feeds_the_model_on_its_device():
+    from course_lib.rag.rerank import LLMReranker
+
+    tok = CharTokenizer()
+    tok.pad_token_id, tok.encode_ordinary = 0, tok.encode
+    model = MetaDecoder()
+    scores = LLMReranker(model, tok, batch_size=2).score("What?", ["a", "bb", "ccc"])
+    assert scores.shape == (3,) and model.seen == [(META, META)] * 2
+
+
+def test_local_chat_model_sends_the_prompt_to_the_model_device(monkeypatch):
+    from course_lib.chat import LocalChatModel
+
+    seen = []
+
+    def fake_generate_tokens(model, input_ids, max_new_tokens, **kwargs):
+        seen.append(input_ids.device)
+        yield torch.tensor([99])                                   # <|im_end|> at once
+
+    monkeypatch.setattr(course_lib.generation, "generate_tokens", fake_generate_tokens)
+    reply = LocalChatModel(MetaDecoder(), CharTokenizer()).chat([{"role": "user", "content": "Hi"}], max_tokens=4)
+    assert reply.content == "" and seen == [META]

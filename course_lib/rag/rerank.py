@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from course_lib.generation import pad_left
+from course_lib.generation import model_device, pad_left
 from course_lib.rag.types import Passage, Retriever, check_k, check_query
 
 PROMPT = ("Passage:\n{passage}\n\nQuestion: {question}\n\n"
@@ -50,10 +50,11 @@ class LLMReranker:
         check_query(question)
         prompts = [self.prompt_ids(question, p) for p in passages]
         out = np.zeros(len(prompts))
+        device = model_device(self.model)
         for start in range(0, len(prompts), self.batch_size):
             ids, mask = pad_left(prompts[start:start + self.batch_size], self.tokenizer.pad_token_id)  # (B, T)
-            logits, _ = self.model.decode_step(ids, None, mask)                                        # (B, V)
-            out[start:start + len(ids)] = torch.sigmoid(logits[:, self.yes] - logits[:, self.no]).numpy()
+            logits, _ = self.model.decode_step(ids.to(device), None, mask.to(device))                   # (B, V)
+            out[start:start + len(ids)] = torch.sigmoid(logits[:, self.yes] - logits[:, self.no]).cpu().numpy()
         return out
 
 
