@@ -100,6 +100,20 @@ def _equal_recall_result(curve, ref_param, target_param_name: str, ref_name: str
                        extra={"curve_ours": curve["ours"], "curve_ref": curve["ref"], "recall_target": ref_recall})
 
 
+
+def _ivf_race(ref, ours, xb, xq, truth, ref_name: str, target):
+    """Train and fill both IVF indexes on ``xb``, sweep nprobe for both, compare at faiss' recall at nprobe 8."""
+    for index in (ref, ours):
+        index.train(xb)
+        index.add(xb)
+
+    def ref_search(nprobe):
+        ref.nprobe = nprobe
+        return ref.search(xq, 10)
+
+    curve = _curves(lambda p: ours.search(xq, 10, p), ref_search, NPROBES, xq, truth)
+    return _equal_recall_result(curve, 8, "nprobe", ref_name, target)
+
 @benchmark("vectordb: IVF-PQ QPS at equal recall@10 vs faiss (MiniLM stdlib passages)")
 def ivfpq_qps() -> BenchResult:
     """23k × 384 real MiniLM vectors, 1000 held-out queries, nlist 128, m 48 × 8 bits; nprobe swept for both."""
@@ -108,18 +122,7 @@ def ivfpq_qps() -> BenchResult:
     truth = exact_search(xb, xq, 10)[1]
     ref = faiss.IndexIVFPQ(faiss.IndexFlatIP(384), 384, 128, 48, 8, faiss.METRIC_INNER_PRODUCT)
     ref.cp.min_points_per_centroid = ref.pq.cp.min_points_per_centroid = 1
-    ref.train(xb)
-    ref.add(xb)
-    ours = IVFPQIndex(384, 128, m=48)
-    ours.train(xb)
-    ours.add(xb)
-
-    def ref_search(nprobe):
-        ref.nprobe = nprobe
-        return ref.search(xq, 10)
-
-    curve = _curves(lambda p: ours.search(xq, 10, p), ref_search, NPROBES, xq, truth)
-    return _equal_recall_result(curve, 8, "nprobe", "faiss IndexIVFPQ", 0.5)
+    return _ivf_race(ref, IVFPQIndex(384, 128, m=48), xb, xq, truth, "faiss IndexIVFPQ", 0.5)
 
 
 @benchmark("vectordb: IVF-Flat QPS at equal recall@10 vs faiss (MiniLM stdlib passages)")
@@ -130,18 +133,7 @@ def ivf_flat_real_qps() -> BenchResult:
     truth = exact_search(xb, xq, 10)[1]
     ref = faiss.IndexIVFFlat(faiss.IndexFlatIP(384), 384, 128, faiss.METRIC_INNER_PRODUCT)
     ref.cp.min_points_per_centroid = 1
-    ref.train(xb)
-    ref.add(xb)
-    ours = IVFFlatIndex(384, 128)
-    ours.train(xb)
-    ours.add(xb)
-
-    def ref_search(nprobe):
-        ref.nprobe = nprobe
-        return ref.search(xq, 10)
-
-    curve = _curves(lambda p: ours.search(xq, 10, p), ref_search, NPROBES, xq, truth)
-    return _equal_recall_result(curve, 8, "nprobe", "faiss IndexIVFFlat", None)
+    return _ivf_race(ref, IVFFlatIndex(384, 128), xb, xq, truth, "faiss IndexIVFFlat", None)
 
 
 @benchmark("vectordb: exact search QPS vs faiss IndexFlatIP (MiniLM stdlib passages)")
