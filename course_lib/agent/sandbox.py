@@ -9,19 +9,25 @@ inside these fences:
   files (``RLIMIT_NOFILE``), no core dumps;
 - a wall-clock timeout that SIGKILLs the whole process group (``start_new_session``);
 - a scrubbed environment (``PATH``, ``LANG``, ``HOME``/``TMPDIR`` = the work dir, nothing else);
-- a throw-away working directory, removed afterwards (on the private ``/tmp`` below when there is one);
+- a throw-away working directory, removed afterwards;
 - an output cap: stdout and stderr are read incrementally and the run is killed past the cap;
 - Linux namespaces through ``unshare`` where the OS allows them: a network namespace (only a downed
   loopback: no network), a PID namespace (when its first process dies the kernel kills every
-  process in it, even ones that left the process group with ``setsid``) and a mount namespace with
-  fresh, size-limited tmpfs over the world-writable directories (``/tmp``, ``/var/tmp``,
-  ``/dev/shm``, ``/run/lock``: what the child writes there never reaches the host's disk) and its own
-  ``/proc`` (it sees only its own processes);
-- as root: the child drops to ``nobody`` (no writes to root-owned files, and ``RLIMIT_NPROC``
-  applies, which it never does to uid 0) with ``no_new_privs`` set.
+  process in it, even ones that left the process group with ``setsid``), an IPC namespace (its System
+  V and POSIX message queues die with it) and a mount namespace in which the child is chrooted into a
+  minimal root (``sandbox_mounts``): the interpreter, the standard library and the system libraries
+  read-only, a few devices, its own ``/proc``, and one size-limited tmpfs for everything it can
+  write (work dir, ``/tmp``, ``/var/tmp``, ``/dev/shm``). The rest of the host's files are not there;
+- no capabilities at all (bounding set emptied too) and ``no_new_privs``; as root the child also
+  drops to ``nobody`` (``RLIMIT_NPROC`` applies, which it never does to uid 0);
+- a seccomp filter (``sandbox_seccomp``) refusing ``memfd_create`` and System V shared memory, the
+  memory ``RLIMIT_AS`` does not count.
 
-A small supervisor (``sandbox_boot.py``: the first process, PID 1 of the namespace) sets up the
-mounts, forks the child and reports how it ended on a private pipe.
+A small supervisor (``sandbox_boot.py``: the first process, PID 1 of the namespace) builds the root,
+forks the child and reports how it ended on a private pipe. Without a mount namespace there is no
+private root: as root, with Python where ``nobody`` may not enter (``/root/.pyenv``), ``run_python``
+refuses to run (``RuntimeError``) rather than grant the child the right to read every file; otherwise
+it runs with the host's files visible, as ``describe()`` says.
 See ``LIMITS`` for what this does not protect against. Needs POSIX (``resource``); namespaces and
 the uid drop are Linux-only and are skipped, with the reason in ``isolation().notes``, elsewhere.
 """
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import pwd
 import selectors
 import shutil
@@ -42,28 +49,35 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from course_lib.agent import sandbox_mounts, sandbox_seccomp
+
 LIMITS = """\
 What the sandbox does NOT protect against:
-- kernel bugs: the child shares the host kernel; a kernel exploit escapes every fence here;
+- kernel bugs: the child shares the host kernel and may make almost every system call (seccomp
+  refuses only memfd_create, memfd_secret and shmget); a kernel exploit escapes every fence here;
 - side channels (timing, caches, Spectre-style leaks) and CPU/memory-bandwidth contention: the
   child competes for the same cores while it runs (RLIMIT_CPU bounds the total, not the share);
-- reading files: everything world-readable stays readable (/etc, the course's code and data);
-  as root the child keeps CAP_DAC_READ_SEARCH when Python lives under a directory that nobody may
-  enter (e.g. /root/.pyenv), so then it can read EVERY file, secrets included;
-- world-writable directories other than /tmp, /var/tmp, /dev/shm, /run/lock, and those four too
-  without a mount namespace: the child can leave files there (each <= the file-size limit);
-  without a PID namespace a process that calls setsid() can outlive the run;
-- as your own (non-root) user: the child may write your files, and without a mount namespace read
-  /proc/<pid>/environ of your processes; only the root path drops to another uid;
-- RLIMIT_AS bounds virtual memory per process, not the total of many processes, and RLIMIT_NPROC
-  counts every process of the user (shared between concurrent sandboxes run as nobody);
+- reading what it is shown: the interpreter, the standard library and the system libraries
+  (/usr/lib, ...) are world-readable and bound read-only; a unix socket inside them would be
+  reachable if its mode allows; its own /proc shows host-wide facts (kernel, CPUs, memory);
+- without a mount namespace (macOS; unshare refused) there is no private root: every
+  world-readable file (as your own user: every file you can read) is readable, filesystem unix
+  sockets are reachable, world-writable directories such as /tmp and /dev/shm are writable (each
+  file <= the file-size limit) and memfd is not refused; as root with Python where nobody may not
+  enter, run_python refuses to run instead;
+- memory: RLIMIT_AS bounds each process, not their sum (up to max_processes x memory_mb), the
+  private tmpfs holds tmp_mb more, and pipes and socket buffers hold kernel memory; no memory
+  cgroup counts it all (cgroup v2 with a writable memory controller is not used);
+- RLIMIT_NPROC counts every process of the user (shared between concurrent sandboxes run as nobody);
+- as your own (non-root) user: the child is uid 0 of its own user namespace, without capabilities,
+  i.e. you; without a mount namespace it may write your files and read /proc/<pid>/environ of your
+  processes;
 - without a network namespace (unshare refused) the child can open sockets like any process;
-- resource exhaustion of the machine inside the limits (memory of the private tmpfs counts against
-  the host's RAM; without it, disk filled file by file up to the file-size limit).
+  without a PID namespace a process that calls setsid() can outlive the run;
+- resource exhaustion of the machine inside the limits (CPU time, the tmpfs in RAM, open files).
 """
 
 NOBODY = "nobody"
-CAP_DAC_READ_SEARCH = 2
 
 BOOT = Path(__file__).with_name("sandbox_boot.py")  # the supervisor script
 
@@ -79,7 +93,7 @@ class Limits:
     max_processes: int = 16     # RLIMIT_NPROC: beyond the user's other processes (the sandbox's 1-3 count)
     max_open_files: int = 64    # RLIMIT_NOFILE
     output_bytes: int = 64_000  # stdout + stderr kept; the run is killed past this
-    tmp_mb: int = 64            # size of each private tmpfs (/tmp, /var/tmp, /dev/shm) where mounts are allowed
+    tmp_mb: int = 64            # the private tmpfs holding all the child may write (work dir, /tmp, /dev/shm)
 
     def __post_init__(self):
         # not course_lib.checks.check_positive_ints: this module stays stdlib-only, it runs under a system
@@ -120,11 +134,12 @@ class Isolation:
     prefix: tuple[str, ...]  # the unshare command put in front of Python (empty: none)
     network: bool            # a network namespace: no network at all
     pid_namespace: bool      # a PID namespace: killing its first process kills every process in it
-    private_tmp: bool        # a mount namespace: tmpfs over /tmp, /var/tmp, /dev/shm, /run/lock; own /proc
+    private_root: bool       # a mount namespace: the child is chrooted into a minimal root (sandbox_mounts)
     uid: int | None          # the uid the child drops to (as root), else None
     gid: int | None          # and its group
     nproc_enforced: bool     # RLIMIT_NPROC applies (never to uid 0)
-    keep_caps: int           # capability mask the dropped child keeps (CAP_DAC_READ_SEARCH or 0)
+    seccomp: bool            # memfd_create and System V shared memory are refused (sandbox_seccomp)
+    refusal: str | None      # why run_python refuses to run here (None: it runs)
     notes: tuple[str, ...]   # why a fence is missing or weaker, in words
 
 
@@ -134,32 +149,32 @@ def _searchable_by_others(path: Path) -> bool:
 
 @cache
 def isolation() -> Isolation:
-    """Probe ``unshare`` (net + mount + pid namespaces, then net + pid, then net) and the uid drop; cached."""
+    """Probe ``unshare`` (net + IPC + mount + pid namespaces, then net + pid, then net), the uid drop and seccomp;
+    cached."""
     notes: list[str] = []
     root = hasattr(os, "geteuid") and os.geteuid() == 0
-    prefix, net, pid, tmp = (), False, False, False
+    prefix, net, pid, private = (), False, False, False
     if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
         notes.append(f"no namespaces (network, PID, mount): need Linux and unshare (platform {sys.platform})")
     else:
         user = () if root else ("--user", "--map-root-user")  # unprivileged: a user namespace first
         pid_ns = ("--pid", "--fork", "--kill-child")
-        mounts = ("--mount", *pid_ns, "--mount-proc")
-        for extra, test in (((mounts), ("mount", "-t", "tmpfs", "tmpfs", "/tmp")), (pid_ns, ("true",)),
+        mounts = ("--ipc", "--mount", *pid_ns, "--mount-proc")
+        for extra, test in ((mounts, ("mount", "--bind", "/dev/null", "/dev/null")), (pid_ns, ("true",)),
                             ((), ("true",))):
             cmd = ("unshare", *user, "--net", *extra)
             probe = subprocess.run([*cmd, *test], capture_output=True, text=True, timeout=10)
             if probe.returncode == 0:
-                prefix, net, pid, tmp = cmd, True, "--pid" in extra, "--mount" in extra
+                prefix, net, pid, private = cmd, True, "--pid" in extra, "--mount" in extra
                 break
             notes.append(f"{' '.join(cmd)} refused: {probe.stderr.strip() or probe.returncode}")
         if not net:
             notes.append("no network namespace: the child can use the network like any process")
         if not pid:
             notes.append("no PID namespace: a child that calls setsid() can outlive the run")
-        if not tmp:
-            notes.append("no private /tmp: the child can leave files in /tmp, /var/tmp, /dev/shm")
-    uid = gid = None
-    keep = 0  # capabilities the dropped child keeps
+    if not private:
+        notes.append("no mount namespace, so no private root: the child sees the host's files (see LIMITS)")
+    uid = gid = refusal = None
     if root:
         try:
             entry = pwd.getpwnam(NOBODY)
@@ -167,20 +182,24 @@ def isolation() -> Isolation:
         except KeyError:
             uid, gid = 65534, 65534
         python = Path(sys.executable).resolve()
-        if not all(_searchable_by_others(Path(p)) for p in (python.parent, sys.prefix, sys.base_prefix)):
-            keep = 1 << CAP_DAC_READ_SEARCH
-            notes.append(f"Python lives where {NOBODY} may not enter ({python}): the child keeps "
-                         "CAP_DAC_READ_SEARCH and can READ every file on the machine (it still cannot write them)")
+        if not private and not all(_searchable_by_others(Path(p)) for p in (python.parent, sys.base_prefix)):
+            refusal = (f"Python lives where {NOBODY} may not enter ({python}) and there is no mount namespace to "
+                       "show it alone: run as a normal user, or install Python where every user may enter")
+            notes.append(refusal)
+    seccomp = sandbox_seccomp.supported()
+    if not seccomp:
+        notes.append(f"no seccomp filter for {platform.system()} {platform.machine()}: memfd is not refused")
     nproc = uid is not None or not root
-    return Isolation(prefix, net, pid, tmp, uid, gid, nproc, keep, tuple(notes))
+    return Isolation(prefix, net, pid, private, uid, gid, nproc, seccomp, refusal, tuple(notes))
 
 
 def describe() -> str:
     """What the sandbox does on this machine, what is missing and why, and ``LIMITS``: for a notebook to print."""
     iso = isolation()
     fences = [("network namespace (no network)", iso.network), ("PID namespace", iso.pid_namespace),
-              ("private /tmp, /var/tmp, /dev/shm, /run/lock", iso.private_tmp),
+              ("private root: only the interpreter, its libraries and a private tmpfs", iso.private_root),
               (f"runs as uid {iso.uid}" if iso.uid is not None else "runs as your own user", True),
+              ("no capabilities, no_new_privs", True), ("memfd and System V shared memory refused", iso.seccomp),
               ("RLIMIT_NPROC applies", iso.nproc_enforced)]
     lines = [f"[{'x' if on else ' '}] {name}" for name, on in fences] + [f"note: {note}" for note in iso.notes]
     return "\n".join(lines) + "\n\n" + LIMITS
@@ -200,6 +219,9 @@ def _nproc_base(iso: Isolation) -> int:
     return found
 
 
+_layout = cache(sandbox_mounts.plan)  # what the minimal root shows: the same for every run
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -213,15 +235,16 @@ def run_python(code: str, limits: Limits | None = None) -> SandboxResult:
         raise TypeError(f"code must be a str of Python source, got {type(code).__name__}")
     limits = limits or Limits()
     iso = isolation()
+    if iso.refusal:
+        raise RuntimeError(f"the sandbox refuses to run here: {iso.refusal}")
     work = Path(tempfile.mkdtemp(prefix="course_sandbox_"))
     read_fd, write_fd = os.pipe()
     try:
         (work / "main.py").write_text(code, encoding="utf-8")
         if iso.uid is not None:
             os.chown(work, iso.uid, iso.gid)
-        cfg = {"status_fd": write_fd, "uid": iso.uid, "gid": iso.gid, "keep_caps": iso.keep_caps,
-               "rlimits": limits.rlimits(), "cwd": str(work),
-               "tmp_mb": limits.tmp_mb if iso.private_tmp else 0,
+        cfg = {"status_fd": write_fd, "uid": iso.uid, "gid": iso.gid, "rlimits": limits.rlimits(), "cwd": str(work),
+               "root": _layout() if iso.private_root else None, "tmp_mb": limits.tmp_mb, "seccomp": iso.seccomp,
                "nproc_base": _nproc_base(iso)}
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(work), "TMPDIR": str(work)}
         start = time.perf_counter()

@@ -1,17 +1,21 @@
 """The sandbox's supervisor, run as a script (``python -I sandbox_boot.py CONFIG_JSON``), never imported.
 
 ``sandbox.run_python`` starts it (inside ``unshare`` where allowed, so it is PID 1 of a fresh PID
-namespace). It reads ``main.py``, mounts private tmpfs over ``/tmp``, ``/var/tmp``, ``/dev/shm``, ``/run/lock``
-when asked (inside a mount namespace: the host never sees them), then forks the child, which:
+namespace). It reads ``main.py``; when given a ``root`` layout it builds the minimal root and chroots
+into it (``sandbox_mounts``: the host's files are simply not there); then it forks the child, which:
 
-1. drops to an unprivileged uid when started as root (``PR_SET_KEEPCAPS`` + ``setuid``, keeping only
-   the capabilities in ``keep_caps``), and sets ``PR_SET_NO_NEW_PRIVS``;
-2. sets the resource limits (``RLIMIT_NPROC`` counts every process of the user, so it allows
+1. empties its capability bounding set (``PR_CAPBSET_DROP``) and ambient set, drops to an unprivileged
+   uid when started as root (``setgroups([])``, ``setgid``, ``setuid``), and clears every capability it
+   still has (``capset`` to zero: as root of a user namespace the uid stays 0, but powerless);
+2. sets ``PR_SET_NO_NEW_PRIVS`` and, where supported, the seccomp filter (``sandbox_seccomp``: no
+   ``memfd_create``, no System V shared memory);
+3. sets the resource limits (``RLIMIT_NPROC`` counts every process of the user, so it allows
    ``nproc_base`` more: the user's processes counted by the parent);
-3. runs ``main.py`` as ``__main__`` in the work directory and exits with its status.
+4. runs ``main.py`` as ``__main__`` in the work directory and exits with its status.
 
 The supervisor waits and writes ``{"exit": n}`` or ``{"signal": n}`` to the status pipe
-(``status_fd``): ``unshare`` 2.38 does not pass a child's death by signal on reliably.
+(``status_fd``): ``unshare`` 2.38 does not pass a child's death by signal on reliably. If a fence cannot
+be set up the child prints why and exits 120 without running the code.
 """
 
 import ctypes
@@ -21,10 +25,12 @@ import resource
 import sys
 import traceback
 
-PR_SET_KEEPCAPS, PR_SET_NO_NEW_PRIVS = 8, 38
-MS_NOSUID, MS_NODEV = 2, 4
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # -I leaves the script's directory out
+import sandbox_mounts  # noqa: E402  (stdlib-only siblings, imported before the chroot hides them)
+import sandbox_seccomp  # noqa: E402
+
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
-PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")  # the usual world-writable directories
 
 
 class CapHeader(ctypes.Structure):
@@ -37,24 +43,18 @@ class CapData(ctypes.Structure):
     _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
 
 
-def private_tmp(libc, size_mb: int) -> None:
-    """Fresh, size-limited tmpfs over the world-writable directories (needs a mount namespace)."""
-    for path in PRIVATE_DIRS:
-        if os.path.isdir(path):
-            options = f"size={size_mb}m,mode=1777".encode()
-            if libc.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, options) != 0:
-                raise OSError(ctypes.get_errno(), f"mount tmpfs on {path}")
-
-
-def drop_privileges(libc, uid: int, gid: int, keep_caps: int) -> None:
-    """Become ``uid``/``gid`` with no supplementary groups, keeping only the capabilities in ``keep_caps``."""
-    libc.prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0)  # keep the permitted set over setuid ...
-    os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
-    data = (CapData * 2)()
-    data[0].effective = data[0].permitted = keep_caps  # ... then keep only keep_caps of it
-    if libc.capset(ctypes.byref(CapHeader(LINUX_CAPABILITY_VERSION_3, 0)), data) != 0:
+def drop_privileges(libc, uid, gid) -> None:
+    """Keep no capability: empty the bounding and ambient sets, become ``uid``/``gid`` (when given) with no
+    supplementary groups, then clear the effective, permitted and inheritable sets."""
+    cap = 0
+    while libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:  # EINVAL past the last capability (EPERM: none held)
+        cap += 1
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    if uid is not None:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)  # without PR_SET_KEEPCAPS: leaving uid 0 clears the permitted set
+    if libc.capset(ctypes.byref(CapHeader(LINUX_CAPABILITY_VERSION_3, 0)), (CapData * 2)()) != 0:
         raise OSError(ctypes.get_errno(), "capset")
 
 
@@ -75,9 +75,11 @@ def set_limits(rlimits, nproc_base: int) -> None:
 def run_child(libc, cfg: dict, source: str) -> int:
     """Become the sandboxed child and run ``source``; returns the exit status."""
     os.close(cfg["status_fd"])
-    if cfg["uid"] is not None:
-        drop_privileges(libc, cfg["uid"], cfg["gid"], cfg["keep_caps"])
-    libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)  # setuid binaries and file capabilities grant nothing
+    drop_privileges(libc, cfg["uid"], cfg["gid"])
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:  # setuid binaries and file capabilities grant nothing
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+    if cfg["seccomp"]:
+        sandbox_seccomp.install(libc)
     set_limits(cfg["rlimits"], cfg["nproc_base"])
     os.chdir(cfg["cwd"])
     sys.argv = ["main.py"]
@@ -102,16 +104,15 @@ def run_child(libc, cfg: dict, source: str) -> int:
 
 
 def main() -> None:
-    """The supervisor: private tmpfs if asked, fork the child that drops privileges and runs ``main.py``, report its status."""
+    """The supervisor: the minimal root if asked, fork the child that drops privileges and runs ``main.py``, report
+    its status."""
     cfg = json.loads(sys.argv[1])
     libc = ctypes.CDLL(None, use_errno=True)
     with open(os.path.join(cfg["cwd"], "main.py"), encoding="utf-8") as f:
         source = f.read()
-    if cfg["tmp_mb"]:
-        private_tmp(libc, cfg["tmp_mb"])
-        os.makedirs(cfg["cwd"], exist_ok=True)  # the same path, now on the private tmpfs when under /tmp
-        if cfg["uid"] is not None:
-            os.chown(cfg["cwd"], cfg["uid"], cfg["gid"])
+    if cfg["root"] is not None:  # the work dir keeps its path, now on the private tmpfs
+        owner = None if cfg["uid"] is None else (cfg["uid"], cfg["gid"])
+        sandbox_mounts.build_root(libc, cfg["root"], cfg["cwd"], owner, cfg["tmp_mb"])
     pid = os.fork()
     if pid == 0:
         try:
