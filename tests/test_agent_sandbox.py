@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.agent import sandbox_mounts
+from course_lib.agent import sandbox, sandbox_isolation, sandbox_mounts
 from course_lib.agent.sandbox import LIMITS, Limits, describe, isolation, run_python
 
 if not hasattr(os, "fork"):
@@ -321,6 +321,28 @@ def test_isolation_is_reported_and_limits_are_explained():
     text = describe()
     assert text.endswith(LIMITS) and all(note in text for note in iso.notes)
     assert ("[x] network namespace" if iso.network else "[ ] network namespace") in text
+
+
+def test_without_a_mount_namespace_root_refuses_rather_than_grant_reads(monkeypatch):
+    """The old way out (the child kept CAP_DAC_READ_SEARCH to reach a Python under a 0700 /root) read every file."""
+    python = Path(sys.executable).resolve()
+    if os.geteuid() != 0 or all(p.stat().st_mode & 0o001 for p in python.parents):
+        pytest.skip("needs root and a Python where nobody may not enter (pyenv under /root)")
+    real_run = subprocess.run
+
+    def no_mounts(cmd, **kwargs):  # a machine where unshare --mount is refused
+        if "--mount" in cmd:
+            return subprocess.CompletedProcess(cmd, 1, "", "unshare: mount namespaces are not allowed")
+        return real_run(cmd, **kwargs)
+
+    monkeypatch.setattr(sandbox_isolation.subprocess, "run", no_mounts)
+    iso = sandbox_isolation.isolation.__wrapped__()  # not the cached answer
+    assert not iso.private_root and iso.uid is not None and "nobody may not enter" in iso.refusal
+    monkeypatch.setattr(sandbox_isolation, "isolation", lambda: iso)
+    assert "[ ] private root" in sandbox_isolation.describe() and iso.refusal in sandbox_isolation.describe()
+    monkeypatch.setattr(sandbox, "isolation", lambda: iso)
+    with pytest.raises(RuntimeError, match="the sandbox refuses to run here: Python lives where nobody"):
+        run_python("print(open('/etc/shadow').read())")
 
 
 def test_bad_arguments_name_themselves():

@@ -2,9 +2,8 @@
 
 ``RLIMIT_AS`` bounds the address space of a process, but a ``memfd`` (``memfd_create(2)``) holds memory
 through a file descriptor, mapped or not, and a System V shared-memory segment (``shmget(2)``) holds it
-with no process at all. Where no memory cgroup counts every page (none is writable on this course's
-machines: see ``sandbox.LIMITS``), the child gets ``EPERM`` for ``memfd_create``, ``memfd_secret`` and
-``shmget``. POSIX shared memory (``/dev/shm``) is a directory on the sandbox's one private tmpfs, so its
+with no process at all. No memory cgroup counts every page (see ``sandbox.LIMITS``), so the child gets
+``EPERM`` for ``memfd_create``, ``memfd_secret`` and ``shmget``. POSIX shared memory (``/dev/shm``) is a directory on the sandbox's one private tmpfs, so its
 size limit bounds it (``sandbox_mounts``). System calls of a foreign ABI (i386 ``int 0x80`` and x32 on
 x86-64) are refused wholesale: their numbers differ and would slip past the list.
 
