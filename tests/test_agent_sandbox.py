@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import json
 import os
+import re
 import shutil
 import signal
 import site
@@ -343,6 +345,26 @@ def test_without_a_mount_namespace_root_refuses_rather_than_grant_reads(monkeypa
     monkeypatch.setattr(sandbox, "isolation", lambda: iso)
     with pytest.raises(RuntimeError, match="the sandbox refuses to run here: Python lives where nobody"):
         run_python("print(open('/etc/shadow').read())")
+
+
+NOT_ATTACKS = {"test_normal_run_reports_output_and_exit_code", "test_resource_limits_are_set_in_the_child",
+               "test_isolation_is_reported_and_limits_are_explained", "test_bad_arguments_name_themselves",
+               "test_the_chapter_table_names_real_tests"}
+
+
+def test_the_chapter_table_names_real_tests():
+    """Chapter 10's table of sandbox limits is built from these tests: each row names one that exists, and every
+    attack tested here has a row."""
+    cells = json.loads((REPO / "chapters" / "10_agent.ipynb").read_text(encoding="utf-8"))["cells"]
+    table = [c for c in cells if c["cell_type"] == "markdown" and "| 攻击 (attack) |" in "".join(c["source"])]
+    assert len(table) == 1
+    rows = [line for line in "".join(table[0]["source"]).splitlines() if line.startswith("| ") and "---" not in line]
+    named = {name for row in rows[1:] for name in re.findall(r"`(test_\w+)`", row.split(" | ")[-1])}
+    tests = {name for name in globals() if name.startswith("test_")}
+    assert named <= tests, named - tests
+    assert tests - NOT_ATTACKS <= named, (tests - NOT_ATTACKS) - named
+    unprotected = [row for row in rows if "| **否** |" in row]
+    assert len(unprotected) >= 3 and any("内核" in row for row in unprotected)  # the honest rows stay
 
 
 def test_bad_arguments_name_themselves():
