@@ -45,16 +45,18 @@ class CapData(ctypes.Structure):
 
 def drop_privileges(libc, uid, gid) -> None:
     """Keep no capability: empty the bounding and ambient sets, become ``uid``/``gid`` (when given) with no
-    supplementary groups, then clear the effective, permitted and inheritable sets."""
+    supplementary groups, then clear the effective, permitted and inheritable sets (capabilities: Linux only)."""
+    linux = sys.platform.startswith("linux")
     cap = 0
-    while libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:  # EINVAL past the last capability (EPERM: none held)
+    while linux and libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:  # EINVAL past the last one (EPERM: none held)
         cap += 1
-    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    if linux:
+        libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     if uid is not None:
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)  # without PR_SET_KEEPCAPS: leaving uid 0 clears the permitted set
-    if libc.capset(ctypes.byref(CapHeader(LINUX_CAPABILITY_VERSION_3, 0)), (CapData * 2)()) != 0:
+    if linux and libc.capset(ctypes.byref(CapHeader(LINUX_CAPABILITY_VERSION_3, 0)), (CapData * 2)()) != 0:
         raise OSError(ctypes.get_errno(), "capset")
 
 
@@ -76,7 +78,7 @@ def run_child(libc, cfg: dict, source: str) -> int:
     """Become the sandboxed child and run ``source``; returns the exit status."""
     os.close(cfg["status_fd"])
     drop_privileges(libc, cfg["uid"], cfg["gid"])
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:  # setuid binaries and file capabilities grant nothing
+    if sys.platform.startswith("linux") and libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:  # setuid binaries and file capabilities grant nothing
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
     if cfg["seccomp"]:
         sandbox_seccomp.install(libc)

@@ -123,7 +123,7 @@ def describe() -> str:
     fences = [("network namespace (no network)", iso.network), ("PID namespace", iso.pid_namespace),
               ("private root: only the interpreter, its libraries and a private tmpfs", iso.private_root),
               (f"runs as uid {iso.uid}" if iso.uid is not None else "runs as your own user", True),
-              ("no capabilities, no_new_privs", True), ("memfd and System V shared memory refused", iso.seccomp),
+              ("no capabilities, no_new_privs", sys.platform.startswith("linux")), ("memfd and System V shared memory refused", iso.seccomp),
               ("RLIMIT_NPROC applies", iso.nproc_enforced)]
     lines = [f"[{'x' if on else ' '}] {name}" for name, on in fences] + [f"note: {note}" for note in iso.notes]
     return "\n".join(lines) + "\n\n" + LIMITS
