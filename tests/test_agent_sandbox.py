@@ -4,6 +4,7 @@ contained, the parent survives, and the time each takes to stop is printed (``py
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import errno
 import json
@@ -162,7 +163,7 @@ def test_the_child_sees_only_what_it_needs():
     top, site_files, rerun = r.stdout.splitlines()
     layout = sandbox_mounts.plan()
     needed = {Path(p).parts[1] for p, _ in layout["links"]} | {Path(t).parts[1] for _, t in layout["binds"]}
-    assert set(eval(top)) == needed | {"dev", "proc", "tmp", "var"}, r  # not /etc/shadow's /etc, not /home, ...
+    assert set(ast.literal_eval(top)) == needed | {"dev", "proc", "tmp", "var"}, r  # not /etc/shadow's /etc, not /home, ...
     assert len(site_dirs) >= 1 and site_files == "0"  # site-packages covered: the tool needs only the stdlib
     assert rerun == "b'42\\n'"  # the interpreter itself is there, and can start again
 
@@ -198,7 +199,7 @@ def test_secret_files_and_the_interpreters_home_are_unreadable():
     assert reads == [refusal(p) for p in readable], r
     if iso.private_root:  # the interpreter's home shows at most the way to the binds (here: not even that)
         bound = {b.relative_to(home).parts[0] for b in binds if b.is_relative_to(home) and b != home}
-        assert listing == "refused PermissionError" or set(eval(listing)) <= bound, r
+        assert listing == "refused PermissionError" or set(ast.literal_eval(listing)) <= bound, r
 
 
 def test_filesystem_and_abstract_unix_sockets_are_unreachable():
