@@ -125,12 +125,27 @@ def test_checker_leaves_code_math_quotes_and_glosses_alone(text):
     assert find_variants(text, GLOSSARY_ROWS) == []
 
 
+def glossary_problems(name: str, cells) -> list[str]:
+    """One message per variant in the markdown cells: notebook, cell id, ``variant → preferred``."""
+    return [f"{name}: cell {cell.get('id')}: {variant} → {preferred}"
+            for cell in cells if cell["cell_type"] == "markdown"
+            for variant, preferred in find_variants(_source(cell), GLOSSARY_ROWS)]
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.parent.name + "/" + p.name)
 def test_markdown_follows_the_glossary(path: Path):
-    problems = [f"{path.relative_to(ROOT)}: cell {cell.get('id')}: {variant} → {preferred}"
-                for cell in _cells(path) if cell["cell_type"] == "markdown"
-                for variant, preferred in find_variants(_source(cell), GLOSSARY_ROWS)]
+    problems = glossary_problems(str(path.relative_to(ROOT)), _cells(path))
     assert not problems, "terms not in docs/GLOSSARY.md form:\n" + "\n".join(problems)
+
+
+def test_a_planted_variant_in_a_notebook_is_reported():
+    cells = _cells(CHAPTERS[0])
+    assert glossary_problems("00", cells) == []
+    planted = [dict(c) for c in cells]
+    planted[0] = dict(planted[0], source=_source(planted[0]) + "\n每个 token 的热力图；代码 `token` 不算。")
+    planted.append({"cell_type": "code", "id": "code1", "source": "token = 1  # 层正则化"})
+    assert glossary_problems("00", planted) == [
+        f"00: cell {cells[0].get('id')}: token → 词元", f"00: cell {cells[0].get('id')}: 热力图 → 热图"]
 
 
 def _squash(text: str) -> str:
