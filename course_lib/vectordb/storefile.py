@@ -103,19 +103,23 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     """Delete the ``.<name>.tmp-<pid>`` files that killed saves of ``path`` left behind; returns them.
 
     A temp file stays while process ``pid`` lives or while any process holds its lock (a save
-    still running); other files in the folder are never touched.
+    still running); other files in the folder are never touched. Cleaning is best effort: a
+    folder or file this process may not read or change is left as it is.
     """
     path = Path(path)
     prefix, removed = f".{path.name}.tmp-", []
-    with os.scandir(path.parent) as entries:
-        stale = [Path(e.path) for e in entries if e.name.startswith(prefix) and e.is_file(follow_symlinks=False)
-                 and re.fullmatch(r"[0-9]+", pid := e.name[len(prefix):]) and not _process_exists(int(pid))]
+    try:
+        with os.scandir(path.parent) as entries:
+            stale = [Path(e.path) for e in entries if e.name.startswith(prefix) and e.is_file(follow_symlinks=False)
+                     and re.fullmatch(r"[0-9]+", pid := e.name[len(prefix):]) and not _process_exists(int(pid))]
+    except OSError:
+        return removed
     for tmp in stale:
         try:
             with open(tmp, "rb") as f:
-                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a live writer holds it
                 tmp.unlink()
-        except (BlockingIOError, FileNotFoundError):   # a live writer holds it, or another cleaner was first
+        except OSError:
             continue
         removed.append(tmp)
     return removed
