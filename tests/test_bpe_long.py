@@ -146,13 +146,14 @@ def test_merge_work_grows_as_n_log_n(counting_bpe, letters):
 
 
 def test_long_words_are_not_cached(smollm2_bpe, monkeypatch):
-    """The per-word cache is bounded: a long word is not kept, and the cache never holds more than CACHE_LIMIT."""
+    """The per-word cache is bounded: words over 256 UTF-8 bytes are not kept, and at most CACHE_LIMIT words are."""
     tok = copy.copy(smollm2_bpe)
     tok._cache = {}
-    long_word = "x" * 1_000  # one pre-token; a hostile text sends thousands of different ones
-    assert tok.encode(long_word + " hello") == smollm2_bpe.encode(long_word + " hello")
-    assert " hello" in tok._cache and long_word not in tok._cache
-    assert bpe_module.CACHE_MAX_WORD < len(long_word)
+    kept, too_long = "好" * 85, "好" * 86  # 255 and 258 bytes, one pre-token each
+    for word in (kept, too_long):
+        assert tok.encode(word) == smollm2_bpe.encode(word)
+    assert kept in tok._cache and too_long not in tok._cache
+    assert bpe_module.CACHE_MAX_WORD_BYTES == 256
     monkeypatch.setattr(bpe_module, "CACHE_LIMIT", 8)
     tok.encode(" ".join(f"w{i}" for i in range(50)))
     assert 0 < len(tok._cache) <= 8

@@ -18,8 +18,8 @@ dropped, so only text without them survives ``decode(encode(text))``.
 
 Fast path: merge ranks in a dict keyed by the pair, a heap of candidate merges (O(n log n) per
 word, :mod:`.bpe_merge`), and a per-word cache, since natural text repeats the same words again and
-again. The cache is bounded: at most ``CACHE_LIMIT`` words of at most ``CACHE_MAX_WORD`` characters
-(longer words rarely repeat; HF ``tokenizers`` caches only words under 256 bytes, ``utils/cache.rs``).
+again. The cache is bounded: at most ``CACHE_LIMIT`` words of at most ``CACHE_MAX_WORD_BYTES`` UTF-8
+bytes (longer words rarely repeat; HF ``tokenizers`` caches only words under 256 bytes, ``utils/cache.rs``).
 
     >>> tok = pretrained.smollm2_tokenizer()   # from course_lib import pretrained
     >>> tok.encode("Hello world")
@@ -41,8 +41,10 @@ from course_lib.tokenizers.bpe_merge import merge_symbols
 # GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols (each with an optional
 # leading space), whitespace not followed by a non-space, remaining whitespace.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-CACHE_LIMIT = 200_000  # per-word cache entries kept before the cache is cleared
-CACHE_MAX_WORD = 256  # longer words are not cached, so hostile text cannot fill memory with huge keys
+# per-word cache entries kept before the cache is cleared: ~120 B each for prose (24 MB when full),
+# at most ~2.2 kB for a 256-byte word that never merges (~450 MB: the bound on hostile text)
+CACHE_LIMIT = 200_000
+CACHE_MAX_WORD_BYTES = 256  # longer words (in UTF-8) are not cached, as in HF tokenizers
 
 
 @lru_cache(maxsize=1)
@@ -221,11 +223,12 @@ class ByteLevelBPE:
         ids = self._cache.get(word)
         if ids is None:
             try:
-                symbols = word.encode("utf-8").decode("latin-1").translate(self._byte_table)
+                raw = word.encode("utf-8")
             except UnicodeEncodeError as err:  # a lone surrogate has no UTF-8 form
                 raise ValueError(f"text contains {word!r}, which has no UTF-8 encoding ({err.reason})") from None
+            symbols = raw.decode("latin-1").translate(self._byte_table)
             ids = self._whole_words.get(symbols) or [self.vocab[p] for p in self.bpe(symbols)]
-            if len(word) <= CACHE_MAX_WORD:
+            if len(raw) <= CACHE_MAX_WORD_BYTES:
                 if len(self._cache) >= CACHE_LIMIT:
                     self._cache.clear()
                 self._cache[word] = ids
