@@ -25,7 +25,8 @@ def merge_symbols(symbols: Sequence[str], ranks: Mapping[tuple[str, str], int]) 
     """Merge adjacent ``symbols`` by ``ranks`` (pair -> rank, 0 first) until no adjacent pair has a rank.
 
     Returns the merged symbols, left to right; the same result as repeatedly merging the
-    lowest-ranked adjacent pair, leftmost on ties. Ranks must be distinct (one pair per rank).
+    lowest-ranked adjacent pair, leftmost on ties. Every current pair with a rank has an entry in
+    the heap, so a popped entry whose position still holds a pair of that rank is the next merge.
     """
     parts = list(symbols)  # parts[i] == "": symbol i was merged into its left neighbour
     n = len(parts)
