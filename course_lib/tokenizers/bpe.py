@@ -41,9 +41,9 @@ from course_lib.tokenizers.bpe_merge import merge_symbols
 # GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols (each with an optional
 # leading space), whitespace not followed by a non-space, remaining whitespace.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-# per-word cache entries kept before the cache is cleared: ~120 B each for prose (24 MB when full),
-# at most ~2.2 kB for a 256-byte word that never merges (~450 MB: the bound on hostile text)
-CACHE_LIMIT = 200_000
+# per-word cache entries kept before the cache is cleared (HF tokenizers' DEFAULT_CACHE_CAPACITY):
+# ~120 B each for prose, at most ~2.2 kB for a 256-byte word that never merges (~22 MB: the bound on hostile text)
+CACHE_LIMIT = 10_000
 CACHE_MAX_WORD_BYTES = 256  # longer words (in UTF-8) are not cached, as in HF tokenizers
 
 
