@@ -253,3 +253,11 @@ def test_an_import_cycle_in_a_temporary_copy_is_caught(tmp_path, source, cycle):
     decoding.write_text(decoding.read_text() + "\n" + source)
     found = [set(c) for c in import_cycles(copy)]
     assert found == ([{"course_lib.models.t5", "course_lib.models.t5_decoding"}] if cycle else []), found
+
+
+def test_docs_layout_lists_the_layers_in_this_order():
+    """docs/LAYOUT.md explains the layers to a newcomer: its table has the rows of ``LAYERS``, in order."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "LAYOUT.md").read_text(encoding="utf-8")
+    cells = [line.split("|")[1:3] for line in text.splitlines() if line.startswith("| ")]
+    rows = [(int(n), name.strip()) for n, name in cells if n.strip().isdigit()]   # "| 7 | tasks |"
+    assert rows == [(i, name) for i, (name, _) in enumerate(LAYERS, start=1)]
