@@ -4,6 +4,8 @@ The test builds the wheel offline from a copy of ``pyproject.toml`` + ``course_l
 gets no ``build/``), installs it non-editable into a temporary folder, and loads every dataset in a
 fresh interpreter whose ``sys.path`` has that folder and the third-party site-packages, but neither the
 repository nor the editable install's import hook (``-I -S``: no ``PYTHONPATH``, no ``.pth`` files).
+Building offline needs the build backend in the environment: ``requirements.txt`` pins ``setuptools``
+(a venv's own setuptools may be too old to build wheels, or absent).
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import ast
 import json
 import shutil
-import site
 import subprocess
 import sys
 from pathlib import Path
@@ -73,10 +74,13 @@ def installed(tmp_path_factory) -> Path:
     return target
 
 
+def _third_party() -> str:
+    """This interpreter's import path without any folder holding a ``course_lib`` (the repository, a checkout)."""
+    return json.dumps([p for p in sys.path if p and Path(p).is_dir() and not (Path(p) / "course_lib").exists()])
+
+
 def test_a_non_editable_install_loads_every_dataset(installed, tmp_path):
-    assert not (installed / "course_lib" / "datasets" / "__init__.py").is_symlink()
-    third_party = [p for p in site.getsitepackages() if Path(p).is_dir()]
-    done = _run(sys.executable, "-I", "-S", "-c", CHILD, installed, json.dumps(third_party), cwd=tmp_path)
+    done = _run(sys.executable, "-I", "-S", "-c", CHILD, installed, _third_party(), cwd=tmp_path)
     found = json.loads(done.stdout)
     assert found["sizes"] == {name: len((ROOT / "datasets" / name).read_bytes()) for name in FILES}
     assert found["docstrings"] == 4551 and found["modules"] == 421
@@ -88,8 +92,7 @@ def test_without_the_package_data_the_install_fails_loudly(installed, tmp_path):
     broken = tmp_path / "target"
     shutil.copytree(installed, broken)
     (broken / "course_lib" / "datasets" / "tool_calls.jsonl").unlink()
-    third_party = [p for p in site.getsitepackages() if Path(p).is_dir()]
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", CHILD, str(broken), json.dumps(third_party)],
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", CHILD, str(broken), _third_party()],
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode != 0 and "tool_calls.jsonl" in done.stderr, done.stderr[-2000:]
 
