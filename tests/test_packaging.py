@@ -27,6 +27,7 @@ ROOT = Path(course_lib.__file__).parent
 # modules that may find files from their own location, and why (everything else reads course_lib.datasets)
 FILE_RELATIVE = {
     "agent/sandbox.py": "starts its sibling sandbox_boot.py, which ships in the wheel",
+    "agent/sandbox_boot.py": "run as a script, puts its own folder (its sibling modules) on sys.path",
     "figures.py": "regenerates the repository's Fig/ (a course tool run from a checkout)",
     "rag/documents.py": "indexes the repository's chapters/ by default (notebook_prose takes any folder)",
 }
