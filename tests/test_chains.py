@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import time
@@ -17,6 +18,8 @@ from langchain_core.output_parsers import StrOutputParser as LCStrOutputParser
 from langchain_core.prompts import ChatPromptTemplate as LCChatPromptTemplate
 from langchain_core.prompts import PromptTemplate as LCPromptTemplate
 from langchain_core.runnables import Runnable as LCRunnable
+from langchain_core.runnables import RunnableLambda as LCRunnableLambda
+from langchain_core.runnables import RunnablePassthrough as LCRunnablePassthrough
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from course_lib.chains import (
@@ -143,6 +146,103 @@ def test_batch_keeps_order_and_respects_max_concurrency():
     assert out[0] == 1 and isinstance(out[1], ZeroDivisionError)
     with pytest.raises(ZeroDivisionError):
         failing.batch([1, 0])
+
+
+def outcome(call, *args, **kwargs):
+    """What ``call(*args, **kwargs)`` gives, comparable across libraries: its value, or ``raises <Type>``
+    (lists: element-wise)."""
+    try:
+        value = call(*args, **kwargs)
+    except Exception as e:
+        return f"raises {type(e).__name__}"
+    return [f"raises {type(v).__name__}" if isinstance(v, Exception) else v for v in value] if isinstance(value, list) else value
+
+
+async def tenfold(x):
+    await asyncio.sleep(0)
+    if x == 0:
+        raise KeyError("zero")
+    return x * 10
+
+
+class AsyncCallable:
+    async def __call__(self, x):
+        return await tenfold(x) + 5
+
+
+def async_cases(lam, passthrough):
+    """The same async functions in the same places, built with our classes or with langchain-core's."""
+    return {
+        "async def": lam(tenfold),
+        "partial of async def": lam(functools.partial(tenfold)),
+        "object with async __call__": lam(AsyncCallable()),
+        "async def piped after a lambda": lam(lambda x: x * 2) | tenfold,
+        "async def in a parallel dict": lam(lambda x: x) | {"a": tenfold, "b": lambda x: -x},
+        "lambda returning an async Runnable": lam(lambda x: lam(tenfold)),
+        "assign with an async step": lam(lambda x: {"x": x}) | passthrough.assign(y=lam(lambda d: d["x"]) | tenfold),
+    }
+
+
+@pytest.mark.parametrize("case", list(async_cases(RunnableLambda, RunnablePassthrough)))
+def test_async_def_lambda_is_awaited_or_refused_as_in_langchain(case):
+    ours = async_cases(RunnableLambda, RunnablePassthrough)[case]
+    theirs = async_cases(LCRunnableLambda, LCRunnablePassthrough)[case]
+
+    async def astream(r, x):
+        return [piece async for piece in r.astream(x)]
+    calls = {
+        "invoke": lambda r: r.invoke(2),
+        "ainvoke": lambda r: asyncio.run(r.ainvoke(2)),
+        "ainvoke raising": lambda r: asyncio.run(r.ainvoke(0)),
+        "abatch": lambda r: asyncio.run(r.abatch([1, 2, 3])),
+        "abatch return_exceptions": lambda r: asyncio.run(r.abatch([1, 0, 3], return_exceptions=True)),
+        "batch": lambda r: r.batch([1, 2]),
+        "batch return_exceptions": lambda r: r.batch([1, 2], return_exceptions=True),
+        "stream": lambda r: list(r.stream(2)),
+    }
+    if case in ("async def", "object with async __call__"):
+        calls["astream"] = lambda r: asyncio.run(astream(r, 2))
+    got = {name: outcome(call, ours) for name, call in calls.items()}
+    assert got == {name: outcome(call, theirs) for name, call in calls.items()}
+    assert got["invoke"] == "raises TypeError" and not isinstance(got["ainvoke"], str)   # refused, then awaited
+    assert got["ainvoke raising"] == "raises KeyError" and "raises KeyError" in got["abatch return_exceptions"]
+    with pytest.raises(TypeError, match="Cannot invoke a coroutine function synchronously"):
+        ours.invoke(2)
+
+
+def test_abatch_checks_arguments_like_batch_and_returns_exceptions_like_langchain():
+    ours, theirs = RunnableLambda(lambda x: 1 / x), LCRunnableLambda(lambda x: 1 / x)
+    for r in (ours, theirs):   # the same outcomes from both libraries, sync and async
+        assert outcome(r.batch, [1, 0, 4], return_exceptions=True) == [1.0, "raises ZeroDivisionError", 0.25]
+        assert outcome(asyncio.run, r.abatch([1, 0, 4], return_exceptions=True)) == [1.0, "raises ZeroDivisionError", 0.25]
+        assert outcome(asyncio.run, r.abatch([1, 0, 4])) == "raises ZeroDivisionError"
+        assert asyncio.run(r.abatch([])) == []
+    for bad in (0, -1, True, 1.5):   # langchain-core's abatch waits forever on max_concurrency=0; ours refuses
+        with pytest.raises(ValueError, match="max_concurrency must be a positive int"):
+            ours.batch([1], max_concurrency=bad)
+        with pytest.raises(ValueError, match="max_concurrency must be a positive int"):
+            asyncio.run(ours.abatch([1], max_concurrency=bad))
+    with pytest.raises(TypeError, match="list of inputs"):
+        asyncio.run(ours.abatch("abc"))
+    running, peak = [0], [0]
+
+    async def slow(x):
+        running[0] += 1
+        peak[0] = max(peak[0], running[0])
+        await asyncio.sleep(0.01)
+        running[0] -= 1
+        return x
+
+    assert asyncio.run(RunnableLambda(slow).abatch(list(range(6)), max_concurrency=2)) == list(range(6))
+    assert peak[0] == 2
+    with pytest.raises(TypeError, match="not an async generator"):
+        RunnableLambda(AsyncGenerator.pieces)
+
+
+class AsyncGenerator:
+    @staticmethod
+    async def pieces(x):
+        yield x
 
 
 def test_stream_passes_through_model_and_parser_piece_by_piece():

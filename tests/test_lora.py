@@ -2,7 +2,8 @@
 
 Reference tests copy peft's A, B (and DoRA's magnitude) into ours, both wrapping the same base
 weights, and compare logits and merged weights in fp32. Most run on the first 4 real layers of
-SmolLM2 (full vocabulary) to stay fast; one runs the whole 30-layer model.
+SmolLM2 (full vocabulary) to stay fast; one runs the whole 30-layer model. A random tiny GPT-2
+checks transformers' Conv1D layers against peft's ``fan_in_fan_out=True``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,62 @@ def test_whole_smollm2_equals_peft(smollm2_state_dict):
     ids = torch.randint(0, 49152, (1, 10))
     with torch.no_grad():
         assert_close(ours(ids).logits, ref(ids).logits, **TOL)
+
+
+def tiny_gpt2():
+    """A random 2-layer transformers GPT-2: its c_attn / c_proj / c_fc are ``Conv1D`` (weight stored in × out)."""
+    import transformers
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=50, bos_token_id=0, eos_token_id=0, n_positions=32, n_embd=32,
+                                     n_layer=2, n_head=4, attn_implementation="eager")
+    return transformers.GPT2LMHeadModel(config).eval()
+
+
+@pytest.mark.parametrize("targets", [["c_attn", "c_fc"], "all-linear"])
+@pytest.mark.parametrize("dora", [False, True])
+def test_gpt2_conv1d_equals_peft_fan_in_fan_out(targets, dora):
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    ours = tiny_gpt2()
+    base = copy.deepcopy(ours)
+    ref = get_peft_model(copy.deepcopy(ours), LoraConfig(r=4, lora_alpha=8, target_modules=targets, lora_dropout=0.0,
+                                                         fan_in_fan_out=True, use_dora=dora)).eval()
+    names = inject_lora(ours, targets, r=4, alpha=8, dora=dora)
+    assert set(names) == {n.removeprefix("base_model.model.") for n, m in ref.named_modules() if hasattr(m, "lora_A")}
+    assert len(names) == (4 if targets != "all-linear" else 8)
+    ref_state = ref.state_dict()
+    with torch.no_grad():
+        for name, layer in lora.lora_layers(ours).items():
+            prefix = f"base_model.model.{name}"
+            ref_state[f"{prefix}.lora_B.default.weight"].normal_(std=0.1)
+            layer.lora_A.weight.copy_(ref_state[f"{prefix}.lora_A.default.weight"])
+            layer.lora_B.weight.copy_(ref_state[f"{prefix}.lora_B.default.weight"])
+            if dora:
+                ref_state[f"{prefix}.lora_magnitude_vector.default.weight"].mul_(1.1)
+                layer.lora_magnitude_vector.copy_(ref_state[f"{prefix}.lora_magnitude_vector.default.weight"])
+    ids = torch.randint(0, 50, (2, 9))
+    with torch.no_grad():
+        ours_logits, ref_logits = ours(ids).logits, ref(ids).logits
+        assert (ours_logits - base(ids).logits).abs().max() > 1e-2  # the adapter changes the output
+    assert_close(ours_logits, ref_logits, atol=1e-6, rtol=1e-5)   # same model class: only op order differs
+    lora.merge(ours)
+    ref_weights = ref.merge_and_unload().state_dict()
+    for name, layer in lora.lora_layers(ours).items():
+        assert layer.base_layer.weight.shape == (layer.in_features, layer.out_features)  # still Conv1D's (in, out)
+        assert_close(layer.base_layer.weight, ref_weights[f"{name}.weight"], atol=1e-6, rtol=1e-5)
+    with torch.no_grad():
+        assert_close(ours(ids).logits, ours_logits, atol=1e-5, rtol=1e-5)  # merged = unmerged
+    lora.unmerge(ours)
+    for name, layer in lora.lora_layers(ours).items():
+        assert_close(layer.base_layer.weight, base.get_submodule(name).weight, atol=1e-6, rtol=1e-5)
+
+
+def test_non_linear_target_is_named_with_its_type():
+    with pytest.raises(ValueError, match=r"Conv1D.*other types: \['transformer.wte \(Embedding\)'\]"):
+        inject_lora(tiny_gpt2(), ["wte"])
 
 
 def test_scaling_and_init():

@@ -5,7 +5,8 @@ it after a random delay, loads the file and checks that it is one complete state
 whose vectors and payloads are exactly what the child wrote for ``n``, and never fewer points than
 the last state seen (a save never rolls the file back). Every third round the child announces its
 first ``fsync`` (the temp file fully written, not yet renamed) and the parent kills it right there,
-so the most dangerous instant is hit on every run whatever the machine's speed.
+so the most dangerous instant is hit on every run whatever the machine's speed. A save killed that
+way leaves its temp file behind; loading the store removes it, and only it.
 """
 
 from __future__ import annotations
@@ -86,3 +87,49 @@ def test_kill_during_save_leaves_previous_state_loadable(tmp_path):
             path.unlink()
             last = 0
     assert kills == 25 and mid_write >= 8, f"only {mid_write} of {kills} kills landed during a write"
+
+
+def test_loading_removes_temp_files_of_killed_saves_only(tmp_path):
+    """SIGKILL mid-save leaves ``.store.vdb.tmp-<pid>``; loading removes it, never a live save's or another file."""
+    import fcntl
+
+    path = tmp_path / "store.vdb"
+    store = VectorStore()
+    store.create_collection("c", DIM, "ip")
+    store.save(path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+    def paused_save():
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "pause-in-write"], env=env,
+                                 stdout=subprocess.PIPE)
+        assert child.stdout.readline().strip() == b"ready" and child.stdout.readline().strip() == b"writing"
+        return child, tmp_path / f".store.vdb.tmp-{child.pid}"
+
+    live, live_tmp = paused_save()
+    try:
+        killed, killed_tmp = paused_save()
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        assert live_tmp.exists() and killed_tmp.exists()        # SIGKILL ran no cleanup
+        dead = killed.pid
+        others = [tmp_path / name for name in (f".store.vdb.tmp-{dead}x", ".store.vdb.tmp-abc", f".other.vdb.tmp-{dead}",
+                                               f"store.vdb.tmp-{dead}", f"notes-{dead}.txt")]
+        for other in others:
+            other.write_text("not ours")
+        assert check_state(path) == 0
+        assert not killed_tmp.exists(), "the killed save's temp file must go"
+        assert live_tmp.exists(), "a save still running in a live process must keep its temp file"
+        assert all(other.read_text() == "not ours" for other in others)
+        # a dead pid whose temp file is still locked (a writer in another PID namespace) is kept too
+        with open(killed_tmp, "wb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            VectorStore.load(path)
+            assert killed_tmp.exists()
+        VectorStore.load(path)
+        assert not killed_tmp.exists()
+    finally:
+        live.send_signal(signal.SIGKILL)
+        live.wait()
+    VectorStore.load(path)
+    assert not live_tmp.exists() and sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["store.vdb"] + [o.name for o in others])

@@ -75,6 +75,40 @@ def test_filtered_search_equals_brute_force_and_qdrant_local(points, collection,
         assert all(flt is None or matches(h.payload, flt) for h in ours)
 
 
+KINDS = [True, False, 1, 0, 2, 1.0, 0.0, 1.5, "1", "True", None]   # JSON values that Python's == confuses
+KIND_FILTERS = [{"v": True}, {"v": False}, {"v": 1}, {"v": 0}, {"v": "1"}, {"v": {"in": [1]}}, {"v": {"in": [0, 2]}},
+                {"v": {"in": ["1", "True"]}}, {"v": {"gte": 1}}, {"v": {"lte": 0}}, {"v": {"gt": 0.5, "lt": 1.2}},
+                {"v": {"gte": 1, "lte": 1}}]
+
+
+def test_filters_keep_bool_int_and_float_apart_like_qdrant_local(tmp_path):
+    from qdrant_client import QdrantClient
+
+    from course_lib.vectordb import qdrant
+
+    col = VectorStore().create_collection("kinds", 4, "ip")
+    payloads = [{"v": v} for v in KINDS] + [{}]
+    col.upsert(list(range(1, len(payloads) + 1)), np.eye(4)[np.arange(len(payloads)) % 4] + 1, payloads)
+    client = QdrantClient(path=str(tmp_path / "qdrant"))
+    try:
+        qdrant.copy_collection(client, col)
+        for flt in KIND_FILTERS:
+            ours = sorted(h.id for h in col.search(np.ones(4), k=len(col), filter=flt))
+            theirs = sorted(h.id for h in qdrant.search(client, "kinds", np.ones(4), k=len(col), filter=flt))
+            assert ours == theirs, f"{flt}: ours {[KINDS[i - 1] for i in ours]}, Qdrant {[KINDS[i - 1] for i in theirs]}"
+    finally:
+        client.close()
+    assert [KINDS[h.id - 1] for h in col.search(np.ones(4), k=len(col), filter={"v": {"in": [1]}})] == [1]
+    assert sorted(KINDS[h.id - 1] for h in col.search(np.ones(4), k=len(col), filter={"v": {"gte": 1}})) == [1, 1.0, 1.5, 2]
+    # what Qdrant's MatchAny / MatchValue refuse, we refuse too, with a message that names the field
+    for flt, message in [({"v": {"in": [True]}}, "'in' takes str or int"), ({"v": 1.0}, "equality takes a str, int or bool"),
+                         ({"v": None}, "equality takes")]:
+        with pytest.raises(TypeError, match=f"filter 'v': {message}"):
+            col.search(np.ones(4), k=1, filter=flt)
+        with pytest.raises(ValueError):           # pydantic's ValidationError
+            qdrant.to_qdrant_filter(flt)
+
+
 def test_upsert_overwrites_and_delete_removes(points):
     ids, xb, _, payloads = points
     col = VectorStore().create_collection("c", DIM, "ip")

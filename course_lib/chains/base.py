@@ -11,6 +11,10 @@ stream of its input chunks (``transform``). A step that cannot work on pieces (a
 prompt) collects its input first; a step that can (a model after its prompt, a string parser)
 yields as the pieces arrive, so ``prompt | model | StrOutputParser()`` streams tokens.
 
+An ``async def`` function becomes a lambda that only runs asynchronously: ``ainvoke`` awaits it
+(sequences and parallel dicts pass ``ainvoke`` down to every step), while ``invoke`` refuses it
+with a ``TypeError``, as langchain-core's ``RunnableLambda`` does.
+
 ``config`` is a plain dict as in LangChain (``{"configurable": {"session_id": ...}}``); every step
 of a chain receives the same one.
 """
@@ -18,48 +22,12 @@ of a chain receives the same one.
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
-import operator
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
 
-
-def check_config(config) -> dict:
-    """``None`` or a dict (LangChain's ``RunnableConfig``); returns a dict."""
-    if config is None:
-        return {}
-    if not isinstance(config, Mapping):
-        raise TypeError(f"config must be a dict such as {{'configurable': {{...}}}}, got {type(config).__name__}")
-    return dict(config)
-
-
-def combine_chunks(chunks: list) -> Any:
-    """Join streamed pieces into one value: strings concatenate, dicts merge, others add with ``+``."""
-    if not chunks:
-        raise ValueError("combine_chunks: the input stream was empty (a previous step yielded nothing)")
-    if len(chunks) == 1:
-        return chunks[0]
-    if all(isinstance(c, str) for c in chunks):
-        return "".join(chunks)
-    if all(isinstance(c, Mapping) for c in chunks):
-        return functools.reduce(lambda a, b: {**a, **b}, chunks, {})
-    return functools.reduce(operator.add, chunks)
-
-
-@dataclass
-class Graph:
-    """A chain's picture as data: node labels and directed edges (``get_graph()`` in LangChain)."""
-    nodes: list[str] = field(default_factory=list)
-    edges: list[tuple[int, int]] = field(default_factory=list)
-
-    def add(self, label: str, sources: Iterable[int] = ()) -> int:
-        self.nodes.append(label)
-        node = len(self.nodes) - 1
-        self.edges.extend((s, node) for s in sources)
-        return node
+from course_lib.chains.flow import check_batch, check_config, combine_chunks
+from course_lib.chains.graph import Graph
 
 
 class Runnable:
@@ -82,12 +50,12 @@ class Runnable:
 
     def batch(self, inputs: list, config: dict | None = None, *, max_concurrency: int | None = None,
               return_exceptions: bool = False) -> list:
-        """``invoke`` every input on a thread pool of ``max_concurrency`` workers; outputs keep the input order."""
-        if not isinstance(inputs, (list, tuple)):
-            raise TypeError(f"batch(inputs) takes a list of inputs, got {type(inputs).__name__}")
-        if max_concurrency is not None and (isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int)
-                                            or max_concurrency < 1):
-            raise ValueError(f"max_concurrency must be a positive int or None, got {max_concurrency!r}")
+        """``invoke`` every input on a thread pool of ``max_concurrency`` workers; outputs keep the input order.
+
+        With ``return_exceptions`` an input's exception takes its place in the output list (LangChain's
+        semantics); without it the first failing input's exception is raised.
+        """
+        check_batch(inputs, max_concurrency)
         if not inputs:
             return []
 
@@ -104,12 +72,20 @@ class Runnable:
     async def ainvoke(self, input, config: dict | None = None):
         return await asyncio.to_thread(self.invoke, input, config)
 
-    async def abatch(self, inputs: list, config: dict | None = None, *, max_concurrency: int | None = None) -> list:
+    async def abatch(self, inputs: list, config: dict | None = None, *, max_concurrency: int | None = None,
+                     return_exceptions: bool = False) -> list:
+        """``ainvoke`` every input, at most ``max_concurrency`` at a time; arguments as in :meth:`batch`."""
+        check_batch(inputs, max_concurrency)
         semaphore = asyncio.Semaphore(max_concurrency or max(len(inputs), 1))
 
         async def one(x):
             async with semaphore:
-                return await self.ainvoke(x, config)
+                try:
+                    return await self.ainvoke(x, config)
+                except Exception as e:
+                    if return_exceptions:
+                        return e
+                    raise
         return list(await asyncio.gather(*(one(x) for x in inputs)))
 
     async def astream(self, input, config: dict | None = None) -> AsyncIterator:
@@ -179,6 +155,12 @@ class RunnableSequence(Runnable):
             input = step.invoke(input, config)
         return input
 
+    async def ainvoke(self, input, config=None):
+        config = check_config(config)
+        for step in self.steps:
+            input = await step.ainvoke(input, config)
+        return input
+
     def stream(self, input, config=None):
         config = check_config(config)
         chunks = self.first.stream(input, config)
@@ -223,19 +205,40 @@ class RunnableParallel(Runnable):
             futures = {k: pool.submit(step.invoke, input, config) for k, step in self.steps.items()}
             return {k: f.result() for k, f in futures.items()}
 
+    async def ainvoke(self, input, config=None):
+        config = check_config(config)
+        outputs = await asyncio.gather(*(step.ainvoke(input, config) for step in self.steps.values()))
+        return dict(zip(self.steps, outputs))
+
     def _draw(self, g, sources):
         start = g.add(f"{self.name}Input", sources)
         ends = [end for step in self.steps.values() for end in step._draw(g, [start])]
         return [g.add(f"{self.name}Output", ends)]
 
 
+def _async_kind(func: Callable) -> str | None:
+    """``"coroutine"`` for an ``async def`` (or a ``functools.partial`` of one, or an object whose ``__call__``
+    is one), ``"generator"`` for an async generator function, ``None`` for a plain function."""
+    for f in (func, type(func).__call__):
+        if inspect.iscoroutinefunction(f):
+            return "coroutine"
+        if inspect.isasyncgenfunction(f):
+            return "generator"
+    return None
+
+
 class RunnableLambda(Runnable):
-    """A plain function as a step. ``func(input)`` or ``func(input, config)``; a Runnable it returns is invoked."""
+    """A plain function as a step. ``func(input)`` or ``func(input, config)``; a Runnable it returns is invoked.
+
+    An ``async def`` function runs only through ``ainvoke`` / ``abatch`` / ``astream`` (langchain-core's rule)."""
 
     def __init__(self, func: Callable, name: str | None = None):
         if not callable(func) or isinstance(func, Runnable):
             raise TypeError(f"RunnableLambda takes a plain callable, got {type(func).__name__}")
+        if _async_kind(func) == "generator":
+            raise TypeError("RunnableLambda takes a function or an async def function, not an async generator")
         self.func, self._name = func, name or getattr(func, "__name__", "RunnableLambda")
+        self.is_async = _async_kind(func) == "coroutine"
         try:
             self._takes_config = "config" in inspect.signature(func).parameters
         except (TypeError, ValueError):  # builtins without a signature
@@ -245,10 +248,25 @@ class RunnableLambda(Runnable):
     def name(self) -> str:
         return self._name
 
+    def _call(self, input, config: dict):
+        return self.func(input, config=config) if self._takes_config else self.func(input)
+
     def invoke(self, input, config=None):
+        if self.is_async:
+            raise TypeError(f"Cannot invoke a coroutine function synchronously: {self.name} is an async def; "
+                            "use `ainvoke` (or `abatch`) instead")
         config = check_config(config)
-        out = self.func(input, config=config) if self._takes_config else self.func(input)
+        out = self._call(input, config)
         return out.invoke(input, config) if isinstance(out, Runnable) else out
+
+    async def ainvoke(self, input, config=None):
+        """Await an ``async def`` (a plain function runs on a worker thread); a Runnable it returns is awaited too."""
+        config = check_config(config)
+        out = await (self._call(input, config) if self.is_async else asyncio.to_thread(self._call, input, config))
+        return await out.ainvoke(input, config) if isinstance(out, Runnable) else out
+
+    async def astream(self, input, config=None) -> AsyncIterator:
+        yield await self.ainvoke(input, config)  # a lambda's output is one piece, as in stream()
 
     def __repr__(self):
         return f"RunnableLambda({self.name})"
@@ -279,10 +297,16 @@ class RunnableAssign(Runnable):
     def name(self) -> str:
         return f"RunnableAssign<{','.join(self.mapper.steps)}>"
 
-    def invoke(self, input, config=None):
+    def _check(self, input) -> Mapping:
         if not isinstance(input, Mapping):
             raise TypeError(f"{self.name} needs a dict input to add keys to, got {type(input).__name__}")
-        return {**input, **self.mapper.invoke(input, config)}
+        return input
+
+    def invoke(self, input, config=None):
+        return {**self._check(input), **self.mapper.invoke(input, config)}
+
+    async def ainvoke(self, input, config=None):
+        return {**self._check(input), **await self.mapper.ainvoke(input, config)}
 
     def _draw(self, g, sources):
         return self.mapper._draw(g, sources)

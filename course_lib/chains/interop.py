@@ -21,7 +21,7 @@ from langchain_core.messages import AIMessage, BaseMessage, convert_to_openai_me
 from langchain_core.prompt_values import ChatPromptValue, StringPromptValue
 from langchain_core.runnables import Runnable as LCRunnable
 
-from course_lib.chains.base import Runnable, check_config
+from course_lib.chains.base import Runnable, check_batch, check_config
 from course_lib.chat import ChatReply
 
 
@@ -77,6 +77,9 @@ class OursAsLangChain(LCRunnable):
         for piece in self.runnable.stream(to_ours(input), _our_config(config)):
             yield to_theirs(piece)
 
+    async def ainvoke(self, input, config=None, **kwargs):
+        return to_theirs(await self.runnable.ainvoke(to_ours(input), _our_config(config)))
+
 
 class LangChainRunnable(Runnable):
     """A ``langchain_core`` Runnable as one of ours: every call goes to theirs, streaming included."""
@@ -94,6 +97,7 @@ class LangChainRunnable(Runnable):
         return self.runnable.invoke(to_theirs(input), _their_config(config))
 
     def batch(self, inputs, config=None, *, max_concurrency=None, return_exceptions=False):
+        check_batch(inputs, max_concurrency)
         config = {**_their_config(config), **({"max_concurrency": max_concurrency} if max_concurrency else {})}
         return self.runnable.batch([to_theirs(x) for x in inputs], config, return_exceptions=return_exceptions)
 

@@ -13,12 +13,17 @@ Parameter names and initialisation follow ``peft/tuners/lora/layer.py`` (``lora_
 ``lora_magnitude_vector``, Kaiming-uniform A with a = √5) so weights copy across by name.
 Injection replaces modules found by name; the base model's own parameter names are untouched
 except that a wrapped layer's weight moves to ``<name>.base_layer.weight`` (as in peft).
+
+transformers' ``Conv1D`` (GPT-2's ``c_attn``, ``c_proj``, ``c_fc``) is a linear layer that stores
+its weight transposed, (in × out); peft wraps it with ``fan_in_fan_out=True``. Here too: A and B
+keep their shapes, and W₀ is read and merged through ``weight.T`` (``peft/tuners/lora/layer.py``).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Iterable
 
 import torch
@@ -26,6 +31,12 @@ import torch.nn.functional as F
 from torch import nn
 
 DEFAULT_TARGETS = ("q_proj", "v_proj")  # the paper's choice, §4.2 / §7.1
+
+
+def is_conv1d(module: nn.Module) -> bool:
+    """transformers' ``Conv1D``: a linear layer with its weight stored as (in × out)."""
+    utils = sys.modules.get("transformers.pytorch_utils")  # not imported: no model can hold one
+    return utils is not None and isinstance(module, utils.Conv1D)
 
 
 class LoRALinear(nn.Module):
@@ -40,13 +51,17 @@ class LoRALinear(nn.Module):
             raise ValueError(f"alpha must be a number > 0, got {alpha!r}")
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if not hasattr(base_layer, "in_features") or not hasattr(base_layer, "out_features"):
-            raise TypeError(f"base_layer must be a linear layer with in_features/out_features, "
-                            f"got {type(base_layer).__name__}")
+        self.fan_in_fan_out = is_conv1d(base_layer)
+        if not self.fan_in_fan_out and not (hasattr(base_layer, "in_features") and hasattr(base_layer, "out_features")):
+            raise TypeError(f"base_layer must be a linear layer with in_features/out_features (or transformers' "
+                            f"Conv1D), got {type(base_layer).__name__}")
         self.base_layer = base_layer
         for p in base_layer.parameters():
             p.requires_grad_(False)
-        self.in_features, self.out_features = base_layer.in_features, base_layer.out_features
+        if self.fan_in_fan_out:
+            self.in_features, self.out_features = base_layer.weight.shape  # Conv1D weight: (in, out)
+        else:
+            self.in_features, self.out_features = base_layer.in_features, base_layer.out_features
         self.r, self.alpha, self.rslora, self.dora = r, float(alpha), rslora, dora
         self.scaling = alpha / math.sqrt(r) if rslora else alpha / r
         self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -62,10 +77,10 @@ class LoRALinear(nn.Module):
         self._merged_norm: torch.Tensor | None = None
 
     def base_weight(self) -> torch.Tensor:
-        """W₀ (out × in) as a float tensor (a quantized base dequantizes it)."""
+        """W₀ (out × in) as a float tensor (a quantized base dequantizes it; a Conv1D's is a transposed view)."""
         if hasattr(self.base_layer, "dequantized_weight"):
             return self.base_layer.dequantized_weight()
-        return self.base_layer.weight
+        return self.base_layer.weight.T if self.fan_in_fan_out else self.base_layer.weight
 
     def delta_weight(self) -> torch.Tensor:
         """s · B A  (out × in)."""
@@ -100,7 +115,7 @@ class LoRALinear(nn.Module):
         if not isinstance(getattr(self.base_layer, "weight", None), nn.Parameter):
             raise TypeError(f"cannot merge into a {type(self.base_layer).__name__} base (quantized weights "
                             "have no fp32 matrix to add to); keep the adapter separate")
-        weight = self.base_layer.weight
+        weight = self.base_weight()  # (out × in); in-place updates reach the parameter through the view
         delta = self.delta_weight()
         if self.dora:
             self._merged_norm = (weight + delta).norm(dim=1)
@@ -114,7 +129,7 @@ class LoRALinear(nn.Module):
         """Undo :meth:`merge`, restoring W₀ (up to fp32 rounding)."""
         if not self.merged:
             raise ValueError("this LoRA layer is not merged; there is nothing to unmerge")
-        weight = self.base_layer.weight
+        weight = self.base_weight()
         if self.dora:
             weight.copy_(weight / (self.lora_magnitude_vector / self._merged_norm)[:, None])
             self._merged_norm = None
@@ -127,41 +142,57 @@ class LoRALinear(nn.Module):
 
 
 def _is_linear(module: nn.Module) -> bool:
-    return isinstance(module, nn.Linear) or hasattr(module, "dequantized_weight")
+    return isinstance(module, nn.Linear) or hasattr(module, "dequantized_weight") or is_conv1d(module)
+
+
+def _check_targets(targets: str | Iterable[str]) -> str | list[str]:
+    if isinstance(targets, str):
+        return targets
+    targets = list(targets)
+    if not targets or not all(isinstance(t, str) and t for t in targets):
+        raise TypeError(f"targets must be 'all-linear', a regex string or a non-empty list of names, got {targets!r}")
+    return targets
+
+
+def _selected(name: str, targets: str | list[str]) -> bool:
+    """peft's rule: a regex must match the full module name; a listed name must equal it or end it after a dot."""
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith("." + t) for t in targets)
 
 
 def matching_modules(model: nn.Module, targets: str | Iterable[str]) -> list[str]:
     """Names of the linear layers ``targets`` selects (peft's rules).
 
     - a list of names: a module matches when its name equals one or ends with ``"." + name``;
-    - ``"all-linear"``: every linear layer except the output head ``lm_head``;
+    - ``"all-linear"``: every linear layer (``nn.Linear``, transformers' ``Conv1D``) except the output head ``lm_head``;
     - any other string: a regular expression that must match the full module name.
     """
+    targets = _check_targets(targets)
     linear = [name for name, m in model.named_modules() if _is_linear(m) and not isinstance(m, LoRALinear)
               and ".lora_" not in name and not name.endswith(("lora_A", "lora_B"))]
     if targets == "all-linear":
         return [name for name in linear if name.split(".")[-1] != "lm_head"]
-    if isinstance(targets, str):
-        return [name for name in linear if re.fullmatch(targets, name)]
-    targets = list(targets)
-    if not targets or not all(isinstance(t, str) and t for t in targets):
-        raise TypeError(f"targets must be 'all-linear', a regex string or a non-empty list of names, got {targets!r}")
-    return [name for name in linear if any(name == t or name.endswith("." + t) for t in targets)]
+    return [name for name in linear if _selected(name, targets)]
 
 
 def inject_lora(model: nn.Module, targets: str | Iterable[str] = DEFAULT_TARGETS, r: int = 8, alpha: float = 8.0,
                 dropout: float = 0.0, rslora: bool = False, dora: bool = False) -> list[str]:
     """Freeze ``model`` and wrap each targeted linear layer in a :class:`LoRALinear`, in place.
 
-    Returns the wrapped module names. Raises ``ValueError`` when no module matches.
+    Returns the wrapped module names. Raises ``ValueError`` when no module matches, naming the
+    types of same-named modules that are not linear layers.
     """
     if any(isinstance(m, LoRALinear) for m in model.modules()):
         raise ValueError("model already has LoRA layers; load or merge into a fresh model instead")
+    targets = _check_targets(targets)
     names = matching_modules(model, targets)
     if not names:
         some = [n for n, m in model.named_modules() if _is_linear(m)][:6]
-        raise ValueError(f"targets {targets!r} match no linear module of {type(model).__name__}; "
-                         f"module names look like {some}")
+        other = [f"{n} ({type(m).__name__})" for n, m in model.named_modules() if n and _selected(n, targets)][:4]
+        raise ValueError(f"targets {targets!r} match no linear module (nn.Linear or transformers' Conv1D) of "
+                         f"{type(model).__name__}; module names look like {some}"
+                         + (f"; the targets name modules of other types: {other}" if other else ""))
     for p in model.parameters():
         p.requires_grad_(False)
     for name in names:

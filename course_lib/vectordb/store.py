@@ -185,7 +185,11 @@ class VectorStore:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> VectorStore:
-        """Read a saved store; ``StoreFileError`` (a ``ValueError``) on a foreign, truncated or corrupted file."""
+        """Read a saved store; ``StoreFileError`` (a ``ValueError``) on a foreign, truncated or corrupted file.
+
+        Temp files of saves that were killed mid-write are removed first (:func:`storefile.remove_stale_temps`).
+        """
+        storefile.remove_stale_temps(path)
         header, flat = storefile.read(path)
         store, offset = cls(), 0
         for c in header["collections"]:

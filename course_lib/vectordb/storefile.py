@@ -12,13 +12,20 @@ Saving is atomic (the write-to-temp-then-rename pattern of SQLite's journal and 
 editor): write a temp file in the same folder, ``flush`` + ``fsync`` it, ``os.replace`` it over the
 old file (atomic on POSIX), then ``fsync`` the folder so the rename itself is durable. A process
 killed at any instant leaves either the old file or the new one.
+
+A save killed mid-write also leaves its temp file ``.<name>.tmp-<pid>``; no ``except`` clause runs
+under SIGKILL. :func:`remove_stale_temps` (called when a store is loaded) deletes such files once
+their writer is gone: process ``pid`` no longer exists and nobody holds the ``flock`` that every
+save keeps on its temp file (the lock also protects a writer in another PID namespace).
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+import re
 import struct
 from pathlib import Path
 
@@ -66,6 +73,7 @@ def atomic_write(path: str | os.PathLike, data: bytes, chunk: int = 1 << 20) -> 
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)   # held until closed, or until this process dies
             for start in range(0, len(data), chunk):
                 f.write(data[start:start + chunk])
             f.flush()
@@ -79,6 +87,42 @@ def atomic_write(path: str | os.PathLike, data: bytes, chunk: int = 1 << 20) -> 
         os.fsync(fd)                     # make the rename itself survive a power cut
     finally:
         os.close(fd)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)                  # signal 0: only asks whether the process exists
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:              # it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Delete the ``.<name>.tmp-<pid>`` files that killed saves of ``path`` left behind; returns them.
+
+    A temp file stays while process ``pid`` lives or while any process holds its lock (a save
+    still running); other files in the folder are never touched. Cleaning is best effort: a
+    folder or file this process may not read or change is left as it is.
+    """
+    path = Path(path)
+    prefix, removed = f".{path.name}.tmp-", []
+    try:
+        with os.scandir(path.parent) as entries:
+            stale = [Path(e.path) for e in entries if e.name.startswith(prefix) and e.is_file(follow_symlinks=False)
+                     and re.fullmatch(r"[0-9]+", pid := e.name[len(prefix):]) and not _process_exists(int(pid))]
+    except OSError:
+        return removed
+    for tmp in stale:
+        try:
+            with open(tmp, "rb") as f:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: a live writer holds it
+                tmp.unlink()
+        except OSError:
+            continue
+        removed.append(tmp)
+    return removed
 
 
 def read(path: str | os.PathLike) -> tuple[dict, np.ndarray]:
