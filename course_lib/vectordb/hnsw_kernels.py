@@ -1,0 +1,230 @@
+"""The compiled (numba) HNSW: build and search as loops over a flat link table, after hnswlib.
+
+What it mirrors: hnswlib's ``HierarchicalNSW`` (``hnswlib/hnswalg.h``): ``searchBaseLayer`` /
+``searchBaseLayerST`` (beam search with a candidate min-heap, a result max-heap and a visited list
+reset by bumping a tag, ``VisitedList::curV``), ``getNeighborsByHeuristic2`` (Alg. 4) and
+``mutuallyConnectNewElement`` (link both ways, re-prune a full list). Statement for statement these
+are the Python methods of :class:`course_lib.vectordb.hnsw.HNSWIndex` (the reference they are tested
+against); both paths build the same graph and return the same ids and distances, bit for bit.
+
+Why bit for bit: one distance, :func:`distance`, serves the search and the neighbour heuristic (as
+hnswlib's ``fstdistfunc_`` does), so a tie between two exact copies stays a tie. It sums in float32
+over ``LANES`` interleaved lanes (lane ``l`` adds coordinates ``l, l + LANES, …`` in order), then
+halves the lanes pairwise (``a[l] + a[l + w]``, w = 8, 4, 2, 1): the same order as
+``hnsw.lane_distance`` in NumPy, and vector-friendly (hnswlib's AVX kernels sum 16 lanes the same
+way). ``fastmath`` is off, so LLVM keeps that order. Vectors are stored zero-padded to a multiple of
+``LANES``; the zeros add nothing.
+
+Heaps order ``(distance, id)`` pairs lexicographically, so equal distances break by id and the
+compiled and Python heaps (``heapq`` on tuples) pop the same pair at every step.
+Graph layout: node ``v`` owns rows ``first_row[v] … first_row[v] + level[v]`` of ``links (R, M0)``,
+one per layer, with ``deg[row]`` links used.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from course_lib.vectordb.jit import compiled
+
+LANES = 16
+
+
+@compiled
+def distance(x, q, l2, acc):  # pragma: no cover - compiled
+    """``‖x − q‖²`` (``l2``) or ``1 − x·q`` of two padded float32 rows; ``acc`` is a ``(LANES,)`` scratch."""
+    lanes = acc.shape[0]           # a run-time count: LLVM vectorises the lane loop instead of unrolling it
+    for i in range(lanes):
+        acc[i] = 0
+    for j in range(0, x.shape[0], lanes):
+        xs, qs = x[j:j + lanes], q[j:j + lanes]
+        if l2:
+            for i in range(lanes):
+                t = xs[i] - qs[i]
+                acc[i] += t * t
+        else:
+            for i in range(lanes):
+                acc[i] += xs[i] * qs[i]
+    w = lanes // 2
+    while w >= 1:
+        for i in range(w):
+            acc[i] = acc[i] + acc[i + w]
+        w //= 2
+    return acc[0] if l2 else np.float32(1.0) - acc[0]
+
+
+@compiled
+def _push(keys, vals, n, key, val):  # pragma: no cover - compiled
+    """Add ``(key, val)`` to the min-heap ``keys[:n], vals[:n]`` (lexicographic); return the new size."""
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if keys[parent] < key or (keys[parent] == key and vals[parent] < val):
+            break
+        keys[i], vals[i] = keys[parent], vals[parent]
+        i = parent
+    keys[i], vals[i] = key, val
+    return n + 1
+
+
+@compiled
+def _pop(keys, vals, n):  # pragma: no cover - compiled
+    """Drop the root of the min-heap ``keys[:n], vals[:n]``; return the new size."""
+    n -= 1
+    key, val = keys[n], vals[n]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        c2 = child + 1
+        if c2 < n and (keys[c2] < keys[child] or (keys[c2] == keys[child] and vals[c2] < vals[child])):
+            child = c2
+        if key < keys[child] or (key == keys[child] and val < vals[child]):
+            break
+        keys[i], vals[i] = keys[child], vals[child]
+        i = child
+    keys[i], vals[i] = key, val
+    return n
+
+
+@compiled
+def _greedy(data, links, deg, first_row, q, node, layer, l2, acc):  # pragma: no cover - compiled
+    """Move to the closest neighbour while that gets closer (Alg. 2 with ef = 1)."""
+    best = distance(data[node], q, l2, acc)
+    moved = True
+    while moved:
+        moved = False
+        row = first_row[node] + layer
+        for t in range(deg[row]):
+            n = links[row, t]
+            d = distance(data[n], q, l2, acc)
+            if d < best:
+                best, node, moved = d, n, True
+    return node
+
+
+@compiled
+def _search_layer(data, links, deg, first_row, q, entry, ef, layer, l2, s):  # pragma: no cover - compiled
+    """Beam search (Alg. 2); the ``m`` best land in ``s.out_d[:m], s.out_i[:m]`` by ``(distance, id)``."""
+    tags, acc, ck, cv, bk, bv = s
+    tag = tags[-1] + 1                        # a fresh "visited" mark: nothing to clear
+    tags[-1] = tag
+    d0 = distance(data[entry], q, l2, acc)
+    tags[entry] = tag
+    nc = _push(ck, cv, 0, d0, entry)          # candidates: min-heap on (d, id)
+    nb = _push(bk, bv, 0, -d0, -entry)        # results: min-heap on (−d, −id), root = the worst kept
+    while nc > 0:
+        d, node = ck[0], cv[0]
+        nc = _pop(ck, cv, nc)
+        if d > -bk[0] and nb >= ef:
+            break                             # closest candidate is worse than the worst kept
+        row = first_row[node] + layer
+        for t in range(deg[row]):
+            n = links[row, t]
+            if tags[n] == tag:
+                continue
+            tags[n] = tag
+            dn = distance(data[n], q, l2, acc)
+            if nb < ef or dn < -bk[0]:
+                nc = _push(ck, cv, nc, dn, n)
+                nb = _push(bk, bv, nb, -dn, -n)
+                if nb > ef:
+                    nb = _pop(bk, bv, nb)
+    m = nb
+    out_d, out_i = ck[:m], cv[:m]             # the candidate heap is done: reuse it for the sorted output
+    for i in range(m - 1, -1, -1):            # the root is the worst: fill from the back
+        out_d[i], out_i[i] = -bk[0], -bv[0]
+        nb = _pop(bk, bv, nb)
+    return m
+
+
+@compiled
+def _select(data, cand_d, cand_i, n, M, l2, acc, kept):  # pragma: no cover - compiled
+    """Heuristic of Alg. 4 on candidates sorted by ``(d, id)``: keep one only if no kept node is closer to it."""
+    if n <= M:
+        kept[:n] = cand_i[:n]
+        return n
+    m = 0
+    for i in range(n):
+        if m >= M:
+            break
+        good = True
+        for j in range(m):
+            if distance(data[kept[j]], data[cand_i[i]], l2, acc) < cand_d[i]:
+                good = False
+                break
+        if good:
+            kept[m] = cand_i[i]
+            m += 1
+    return m
+
+
+@compiled
+def _scratch(n_nodes, cap):  # pragma: no cover - compiled
+    """Visited tags (last slot: the current tag), lane accumulator, candidate heap, result heap."""
+    return (np.zeros(n_nodes + 1, np.int64), np.empty(LANES, np.float32), np.empty(n_nodes + 1, np.float32),
+            np.empty(n_nodes + 1, np.int64), np.empty(cap + 2, np.float32), np.empty(cap + 2, np.int64))
+
+
+@compiled
+def build(data, links, deg, first_row, levels, start, entry, max_level, M, efc, l2):  # pragma: no cover - compiled
+    """Insert nodes ``start … N−1`` (Alg. 1) into the link table in place; return ``(entry, max_level)``."""
+    s = _scratch(data.shape[0], max(efc, links.shape[1] + 1))
+    acc = s[1]
+    kept, pool_d, pool_i = np.empty(links.shape[1] + 1, np.int64), np.empty(links.shape[1] + 1, np.float32), \
+        np.empty(links.shape[1] + 1, np.int64)
+    for node in range(start, data.shape[0]):
+        level, q = levels[node], data[node]
+        if entry < 0:
+            entry, max_level = node, level
+            continue
+        cur = entry
+        for layer in range(max_level, level, -1):
+            cur = _greedy(data, links, deg, first_row, q, cur, layer, l2, acc)
+        for layer in range(min(level, max_level), -1, -1):
+            m = _search_layer(data, links, deg, first_row, q, cur, efc, layer, l2, s)
+            c = _select(data, s[2], s[3], m, M, l2, acc, kept)
+            row = first_row[node] + layer
+            links[row, :c] = kept[:c]
+            deg[row] = c
+            limit = links.shape[1] if layer == 0 else M
+            for t in range(c):
+                nb = links[row, t]
+                nrow = first_row[nb] + layer
+                k = deg[nrow]
+                if k < limit:
+                    links[nrow, k] = node
+                    deg[nrow] = k + 1
+                    continue
+                pool_i[:k] = links[nrow, :k]      # full: re-prune its list together with the new node
+                pool_i[k] = node
+                for j in range(k + 1):
+                    pool_d[j] = distance(data[pool_i[j]], data[nb], l2, acc)
+                for j in range(1, k + 1):         # insertion sort by (d, id)
+                    dj, ij, i = pool_d[j], pool_i[j], j - 1
+                    while i >= 0 and (pool_d[i] > dj or (pool_d[i] == dj and pool_i[i] > ij)):
+                        pool_d[i + 1], pool_i[i + 1] = pool_d[i], pool_i[i]
+                        i -= 1
+                    pool_d[i + 1], pool_i[i + 1] = dj, ij
+                deg[nrow] = _select(data, pool_d, pool_i, k + 1, limit, l2, acc, pool_i)  # in place: kept[m], m ≤ i
+                links[nrow, :deg[nrow]] = pool_i[:deg[nrow]]
+            cur = links[row, 0]
+        if level > max_level:
+            entry, max_level = node, level
+    return entry, max_level
+
+
+@compiled
+def search(data, links, deg, first_row, entry, max_level, queries, k, ef, l2):  # pragma: no cover - compiled
+    """Top-``k`` ``(distances (B, k) float32, ids (B, k) int64)``: greedy descent, then a beam of ``ef`` on layer 0."""
+    s = _scratch(data.shape[0], ef)
+    out_d = np.empty((queries.shape[0], k), np.float32)
+    out_i = np.empty((queries.shape[0], k), np.int64)
+    for b in range(queries.shape[0]):
+        q, cur = queries[b], entry
+        for layer in range(max_level, 0, -1):
+            cur = _greedy(data, links, deg, first_row, q, cur, layer, l2, s[1])
+        _search_layer(data, links, deg, first_row, q, cur, ef, 0, l2, s)
+        out_d[b], out_i[b] = s[2][:k], s[3][:k]
+    return out_d, out_i
