@@ -31,25 +31,29 @@ LANES = 16
 
 
 @compiled
-def distance(x, q, l2, acc):  # pragma: no cover - compiled
-    """``‖x − q‖²`` (``l2``) or ``1 − x·q`` of two padded float32 rows; ``acc`` is a ``(LANES,)`` scratch."""
-    lanes = acc.shape[0]           # a run-time count: LLVM vectorises the lane loop instead of unrolling it
+def distance(data, a, q, l2, acc):  # pragma: no cover - compiled
+    """``‖data[a] − q‖²`` (``l2``) or ``1 − data[a]·q`` of padded float32 rows; ``acc`` a ``(LANES,)`` scratch.
+
+    Indices are unsigned (no negative-index wrap-around test, so the lane loop vectorises) and the lane
+    count is read at run time (a constant 16 would be unrolled into scalar code: numba's SLP
+    vectoriser is off).
+    """
+    lanes, a = np.uint64(acc.shape[0]), np.uint64(a)
     for i in range(lanes):
         acc[i] = 0
-    for j in range(0, x.shape[0], lanes):
-        xs, qs = x[j:j + lanes], q[j:j + lanes]
+    for j in range(np.uint64(0), np.uint64(q.shape[0]), lanes):
         if l2:
             for i in range(lanes):
-                t = xs[i] - qs[i]
+                t = data[a, j + i] - q[j + i]
                 acc[i] += t * t
         else:
             for i in range(lanes):
-                acc[i] += xs[i] * qs[i]
-    w = lanes // 2
-    while w >= 1:
+                acc[i] += data[a, j + i] * q[j + i]
+    w = lanes // np.uint64(2)
+    while w >= np.uint64(1):
         for i in range(w):
             acc[i] = acc[i] + acc[i + w]
-        w //= 2
+        w //= np.uint64(2)
     return acc[0] if l2 else np.float32(1.0) - acc[0]
 
 
@@ -91,14 +95,14 @@ def _pop(keys, vals, n):  # pragma: no cover - compiled
 @compiled
 def _greedy(data, links, deg, first_row, q, node, layer, l2, acc):  # pragma: no cover - compiled
     """Move to the closest neighbour while that gets closer (Alg. 2 with ef = 1)."""
-    best = distance(data[node], q, l2, acc)
+    best = distance(data, node, q, l2, acc)
     moved = True
     while moved:
         moved = False
         row = first_row[node] + layer
         for t in range(deg[row]):
             n = links[row, t]
-            d = distance(data[n], q, l2, acc)
+            d = distance(data, n, q, l2, acc)
             if d < best:
                 best, node, moved = d, n, True
     return node
@@ -110,7 +114,7 @@ def _search_layer(data, links, deg, first_row, q, entry, ef, layer, l2, s):  # p
     tags, acc, ck, cv, bk, bv = s
     tag = tags[-1] + 1                        # a fresh "visited" mark: nothing to clear
     tags[-1] = tag
-    d0 = distance(data[entry], q, l2, acc)
+    d0 = distance(data, entry, q, l2, acc)
     tags[entry] = tag
     nc = _push(ck, cv, 0, d0, entry)          # candidates: min-heap on (d, id)
     nb = _push(bk, bv, 0, -d0, -entry)        # results: min-heap on (−d, −id), root = the worst kept
@@ -125,7 +129,7 @@ def _search_layer(data, links, deg, first_row, q, entry, ef, layer, l2, s):  # p
             if tags[n] == tag:
                 continue
             tags[n] = tag
-            dn = distance(data[n], q, l2, acc)
+            dn = distance(data, n, q, l2, acc)
             if nb < ef or dn < -bk[0]:
                 nc = _push(ck, cv, nc, dn, n)
                 nb = _push(bk, bv, nb, -dn, -n)
@@ -149,9 +153,9 @@ def _select(data, cand_d, cand_i, n, M, l2, acc, kept):  # pragma: no cover - co
     for i in range(n):
         if m >= M:
             break
-        good = True
+        good, q = True, data[cand_i[i]]
         for j in range(m):
-            if distance(data[kept[j]], data[cand_i[i]], l2, acc) < cand_d[i]:
+            if distance(data, kept[j], q, l2, acc) < cand_d[i]:
                 good = False
                 break
         if good:
@@ -200,7 +204,7 @@ def build(data, links, deg, first_row, levels, start, entry, max_level, M, efc, 
                 pool_i[:k] = links[nrow, :k]      # full: re-prune its list together with the new node
                 pool_i[k] = node
                 for j in range(k + 1):
-                    pool_d[j] = distance(data[pool_i[j]], data[nb], l2, acc)
+                    pool_d[j] = distance(data, pool_i[j], data[nb], l2, acc)
                 for j in range(1, k + 1):         # insertion sort by (d, id)
                     dj, ij, i = pool_d[j], pool_i[j], j - 1
                     while i >= 0 and (pool_d[i] > dj or (pool_d[i] == dj and pool_i[i] > ij)):
