@@ -107,14 +107,15 @@ class HNSWIndex:
             node, best = int(nbrs[i]), d[i]
 
     def _search_layer(self, q: np.ndarray, entry: int, ef: int, layer: int) -> list[tuple[float, int]]:
-        """Beam search (Alg. 2): the ``ef`` closest nodes found, as ``(distance, id)`` sorted ascending."""
+        """Beam search (Alg. 2): the ``ef`` closest nodes found, as ``(distance, id)``, closest first (ties: newer first)."""
         d0 = float(self._dist(q, [entry])[0])
         visited = np.zeros(self.ntotal, bool)
         visited[entry] = True
-        candidates = [(d0, entry)]                  # min-heap on (d, id): closest unexpanded node first
-        best = [(-d0, -entry)]                      # min-heap on (−d, −id): the worst of the ef kept on top
+        candidates = [(d0, -entry)]                 # min-heap on (d, −id): closest unexpanded node first
+        best = [(-d0, entry)]                       # min-heap on (−d, id): the worst of the ef kept on top
         while candidates:
             d, node = heapq.heappop(candidates)
+            node = -node
             if d > -best[0][0] and len(best) >= ef:
                 break                               # closest candidate is worse than the worst kept
             nbrs = self.neighbours(node, layer)
@@ -124,19 +125,19 @@ class HNSWIndex:
             visited[fresh] = True
             for dn, n in zip(self._dist(q, fresh).tolist(), fresh.tolist()):
                 if len(best) < ef or dn < -best[0][0]:
-                    heapq.heappush(candidates, (dn, n))
-                    heapq.heappush(best, (-dn, -n))
+                    heapq.heappush(candidates, (dn, -n))
+                    heapq.heappush(best, (-dn, n))
                     if len(best) > ef:
                         heapq.heappop(best)
-        return sorted((-nd, -nn) for nd, nn in best)
+        return [(d, -m) for d, m in sorted((-nd, -n) for nd, n in best)]
 
     def _select_neighbours(self, cands: list[tuple[float, int]], M: int) -> list[int]:
-        """Heuristic of Alg. 4 (hnswlib ``getNeighborsByHeuristic2``): ``cands`` sorted by ``(d, id)``.
+        """Heuristic of Alg. 4 (hnswlib ``getNeighborsByHeuristic2``): ``cands`` closest first, ties newer first.
 
         Walk the candidates nearest first; keep one only if no node kept so far is closer to it than
         the base node is (``_dist`` for both sides, so an exact copy of the base is a tie, not closer).
         """
-        if len(cands) <= M:
+        if len(cands) < M:
             return [n for _, n in cands]
         kept: list[int] = []
         for d, n in cands:
@@ -165,7 +166,7 @@ class HNSWIndex:
                 else:                               # full: re-prune its list together with the new node
                     pool.append(node)
                     d = self._dist(self.data[nb], pool)
-                    order = np.lexsort((pool, d))   # by (d, id)
+                    order = np.lexsort((-np.array(pool), d))   # by (d, −id)
                     self._set_links(nb, layer, self._select_neighbours([(d[i], pool[i]) for i in order], limit))
             cur = chosen[0]
         if level > self.max_level:

@@ -15,8 +15,11 @@ halves the lanes pairwise (``a[l] + a[l + w]``, w = 8, 4, 2, 1): the same order 
 way). ``fastmath`` is off, so LLVM keeps that order. Vectors are stored zero-padded to a multiple of
 ``LANES``; the zeros add nothing.
 
-Heaps order ``(distance, id)`` pairs lexicographically, so equal distances break by id and the
-compiled and Python heaps (``heapq`` on tuples) pop the same pair at every step.
+Order: closer first, and among exactly equal distances the newer node (larger id) first, as hnswlib's
+candidate queues pop them; every heap is lexicographic on ``(d, −id)`` (or ``(−d, id)`` for the
+results, whose root is the worst kept), so the compiled and Python heaps (``heapq`` on tuples) pop
+the same pair at every step. The tie order is not cosmetic: on a set of 400 vectors × 5 exact copies
+(M 8, ef 16) linking the newest copy first gives recall@10 0.944 (hnswlib 0.954), the oldest 0.923.
 Graph layout: node ``v`` owns rows ``first_row[v] … first_row[v] + level[v]`` of ``links (R, M0)``,
 one per layer, with ``deg[row]`` links used.
 """
@@ -110,16 +113,16 @@ def _greedy(data, links, deg, first_row, q, node, layer, l2, acc):  # pragma: no
 
 @compiled
 def _search_layer(data, links, deg, first_row, q, entry, ef, layer, l2, s):  # pragma: no cover - compiled
-    """Beam search (Alg. 2); the ``m`` best land in ``s.out_d[:m], s.out_i[:m]`` by ``(distance, id)``."""
+    """Beam search (Alg. 2); the ``m`` best land in ``s[2][:m], s[3][:m]`` ordered by ``(d, −id)``."""
     tags, acc, ck, cv, bk, bv = s
     tag = tags[-1] + 1                        # a fresh "visited" mark: nothing to clear
     tags[-1] = tag
     d0 = distance(data, entry, q, l2, acc)
     tags[entry] = tag
-    nc = _push(ck, cv, 0, d0, entry)          # candidates: min-heap on (d, id)
-    nb = _push(bk, bv, 0, -d0, -entry)        # results: min-heap on (−d, −id), root = the worst kept
+    nc = _push(ck, cv, 0, d0, -entry)         # candidates: min-heap on (d, −id)
+    nb = _push(bk, bv, 0, -d0, entry)         # results: min-heap on (−d, id), root = the worst kept
     while nc > 0:
-        d, node = ck[0], cv[0]
+        d, node = ck[0], -cv[0]
         nc = _pop(ck, cv, nc)
         if d > -bk[0] and nb >= ef:
             break                             # closest candidate is worse than the worst kept
@@ -131,22 +134,22 @@ def _search_layer(data, links, deg, first_row, q, entry, ef, layer, l2, s):  # p
             tags[n] = tag
             dn = distance(data, n, q, l2, acc)
             if nb < ef or dn < -bk[0]:
-                nc = _push(ck, cv, nc, dn, n)
-                nb = _push(bk, bv, nb, -dn, -n)
+                nc = _push(ck, cv, nc, dn, -n)
+                nb = _push(bk, bv, nb, -dn, n)
                 if nb > ef:
                     nb = _pop(bk, bv, nb)
     m = nb
     out_d, out_i = ck[:m], cv[:m]             # the candidate heap is done: reuse it for the sorted output
     for i in range(m - 1, -1, -1):            # the root is the worst: fill from the back
-        out_d[i], out_i[i] = -bk[0], -bv[0]
+        out_d[i], out_i[i] = -bk[0], bv[0]
         nb = _pop(bk, bv, nb)
     return m
 
 
 @compiled
 def _select(data, cand_d, cand_i, n, M, l2, acc, kept):  # pragma: no cover - compiled
-    """Heuristic of Alg. 4 on candidates sorted by ``(d, id)``: keep one only if no kept node is closer to it."""
-    if n <= M:
+    """Heuristic of Alg. 4 on candidates sorted by ``(d, −id)``: keep one only if no kept node is closer to it."""
+    if n < M:
         kept[:n] = cand_i[:n]
         return n
     m = 0
@@ -205,9 +208,9 @@ def build(data, links, deg, first_row, levels, start, entry, max_level, M, efc, 
                 pool_i[k] = node
                 for j in range(k + 1):
                     pool_d[j] = distance(data, pool_i[j], data[nb], l2, acc)
-                for j in range(1, k + 1):         # insertion sort by (d, id)
+                for j in range(1, k + 1):         # insertion sort by (d, −id)
                     dj, ij, i = pool_d[j], pool_i[j], j - 1
-                    while i >= 0 and (pool_d[i] > dj or (pool_d[i] == dj and pool_i[i] > ij)):
+                    while i >= 0 and (pool_d[i] > dj or (pool_d[i] == dj and pool_i[i] < ij)):
                         pool_d[i + 1], pool_i[i + 1] = pool_d[i], pool_i[i]
                         i -= 1
                     pool_d[i + 1], pool_i[i + 1] = dj, ij
