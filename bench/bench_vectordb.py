@@ -184,7 +184,7 @@ def _hnsw_race(xb, xq, ref_ef: int):
 
 
 def _hnsw_clustered():
-    return clustered_vectors(10_000, 64, n_clusters=100, n_queries=300, seed=0)
+    return clustered_vectors(10_000, 64, n_clusters=100, n_queries=2000, seed=0)
 
 
 @benchmark("vectordb: HNSW QPS at equal recall@10 vs hnswlib (MiniLM stdlib passages, M 16)")
@@ -195,7 +195,7 @@ def hnsw_real_qps() -> BenchResult:
 
 @benchmark("vectordb: HNSW QPS at equal recall@10 vs hnswlib (clustered, M 16)")
 def hnsw_qps() -> BenchResult:
-    """10k × 64 clustered, 300 queries, inner product, ef_construction 100; ef swept for both."""
+    """10k × 64 clustered, 2000 queries, inner product, ef_construction 100; ef swept for both."""
     return _hnsw_race(*_hnsw_clustered(), ref_ef=16)
 
 

@@ -41,8 +41,8 @@ def lane_distance(x: np.ndarray, q: np.ndarray, metric: str) -> np.ndarray:
     then lanes are halved pairwise. :func:`hnsw_kernels.distance` adds the same numbers in the same order.
     """
     p = (x - q) * (x - q) if metric == "l2" else x * q              # (n, D)
-    acc = np.zeros((x.shape[0], LANES), np.float32)
-    for j in range(0, x.shape[1], LANES):
+    acc = p[:, :LANES]                                               # (n, LANES)
+    for j in range(LANES, x.shape[1], LANES):
         acc = acc + p[:, j:j + LANES]                               # (n, LANES)
     w = LANES // 2
     while w >= 1:

@@ -30,10 +30,10 @@ import numpy as np
 
 from course_lib.vectordb.jit import compiled
 
-LANES = 16
+LANES = 32
 
 
-@compiled
+@compiled(inline=True)
 def distance(data, a, q, l2, acc):  # pragma: no cover - compiled
     """``‖data[a] − q‖²`` (``l2``) or ``1 − data[a]·q`` of padded float32 rows; ``acc`` a ``(LANES,)`` scratch.
 
@@ -41,10 +41,12 @@ def distance(data, a, q, l2, acc):  # pragma: no cover - compiled
     count is read at run time (a constant 16 would be unrolled into scalar code: numba's SLP
     vectoriser is off).
     """
-    lanes, a = np.uint64(acc.shape[0]), np.uint64(a)
-    for i in range(lanes):
-        acc[i] = 0
-    for j in range(np.uint64(0), np.uint64(q.shape[0]), lanes):
+    lanes, a, end = np.uint64(acc.shape[0]), np.uint64(a), np.uint64(q.shape[0])
+    for i in range(lanes):                     # the first block sets the lanes, the others add to them
+        t = data[a, i] - q[i] if l2 else data[a, i]
+        acc[i] = t * t if l2 else t * q[i]
+    j = lanes
+    while j < end:
         if l2:
             for i in range(lanes):
                 t = data[a, j + i] - q[j + i]
@@ -52,6 +54,7 @@ def distance(data, a, q, l2, acc):  # pragma: no cover - compiled
         else:
             for i in range(lanes):
                 acc[i] += data[a, j + i] * q[j + i]
+        j += lanes
     w = lanes // np.uint64(2)
     while w >= np.uint64(1):
         for i in range(w):
@@ -60,7 +63,7 @@ def distance(data, a, q, l2, acc):  # pragma: no cover - compiled
     return acc[0] if l2 else np.float32(1.0) - acc[0]
 
 
-@compiled
+@compiled(inline=True)
 def _push(keys, vals, n, key, val):  # pragma: no cover - compiled
     """Add ``(key, val)`` to the min-heap ``keys[:n], vals[:n]`` (lexicographic); return the new size."""
     i = n
@@ -74,7 +77,7 @@ def _push(keys, vals, n, key, val):  # pragma: no cover - compiled
     return n + 1
 
 
-@compiled
+@compiled(inline=True)
 def _pop(keys, vals, n):  # pragma: no cover - compiled
     """Drop the root of the min-heap ``keys[:n], vals[:n]``; return the new size."""
     n -= 1
@@ -114,7 +117,7 @@ def _greedy(data, links, deg, first_row, q, node, layer, l2, acc):  # pragma: no
 @compiled
 def _search_layer(data, links, deg, first_row, q, entry, ef, layer, l2, s):  # pragma: no cover - compiled
     """Beam search (Alg. 2); the ``m`` best land in ``s[2][:m], s[3][:m]`` ordered by ``(d, −id)``."""
-    tags, acc, ck, cv, bk, bv = s
+    tags, acc, ck, cv, bk, bv, fresh_d, fresh_i = s
     tag = tags[-1] + 1                        # a fresh "visited" mark: nothing to clear
     tags[-1] = tag
     d0 = distance(data, entry, q, l2, acc)
@@ -126,13 +129,17 @@ def _search_layer(data, links, deg, first_row, q, entry, ef, layer, l2, s):  # p
         nc = _pop(ck, cv, nc)
         if d > -bk[0] and nb >= ef:
             break                             # closest candidate is worse than the worst kept
-        row = first_row[node] + layer
-        for t in range(deg[row]):
-            n = links[row, t]
-            if tags[n] == tag:
-                continue
-            tags[n] = tag
-            dn = distance(data, n, q, l2, acc)
+        row, m = first_row[node] + layer, 0
+        for t in range(deg[row]):             # unvisited neighbours first, then their distances in a tight
+            n = links[row, t]                 # loop (no heap branches between the row loads), then the heaps
+            if tags[n] != tag:
+                tags[n] = tag
+                fresh_i[m] = n
+                m += 1
+        for t in range(m):
+            fresh_d[t] = distance(data, fresh_i[t], q, l2, acc)
+        for t in range(m):
+            n, dn = fresh_i[t], fresh_d[t]
             if nb < ef or dn < -bk[0]:
                 nc = _push(ck, cv, nc, dn, -n)
                 nb = _push(bk, bv, nb, -dn, n)
@@ -168,16 +175,17 @@ def _select(data, cand_d, cand_i, n, M, l2, acc, kept):  # pragma: no cover - co
 
 
 @compiled
-def _scratch(n_nodes, cap):  # pragma: no cover - compiled
-    """Visited tags (last slot: the current tag), lane accumulator, candidate heap, result heap."""
-    return (np.zeros(n_nodes + 1, np.int64), np.empty(LANES, np.float32), np.empty(n_nodes + 1, np.float32),
-            np.empty(n_nodes + 1, np.int64), np.empty(cap + 2, np.float32), np.empty(cap + 2, np.int64))
+def _scratch(n_nodes, cap, max_links):  # pragma: no cover - compiled
+    """Visited tags (last slot: the current tag), lane accumulator, candidate heap, result heap, fresh neighbours."""
+    return (np.zeros(n_nodes + 1, np.int32), np.empty(LANES, np.float32), np.empty(n_nodes + 1, np.float32),
+            np.empty(n_nodes + 1, np.int64), np.empty(cap + 2, np.float32), np.empty(cap + 2, np.int64),
+            np.empty(max_links, np.float32), np.empty(max_links, np.int64))
 
 
 @compiled
 def build(data, links, deg, first_row, levels, start, entry, max_level, M, efc, l2):  # pragma: no cover - compiled
     """Insert nodes ``start … N−1`` (Alg. 1) into the link table in place; return ``(entry, max_level)``."""
-    s = _scratch(data.shape[0], max(efc, links.shape[1] + 1))
+    s = _scratch(data.shape[0], max(efc, links.shape[1] + 1), links.shape[1])
     acc = s[1]
     kept, pool_d, pool_i = np.empty(links.shape[1] + 1, np.int64), np.empty(links.shape[1] + 1, np.float32), \
         np.empty(links.shape[1] + 1, np.int64)
@@ -225,7 +233,7 @@ def build(data, links, deg, first_row, levels, start, entry, max_level, M, efc, 
 @compiled
 def search(data, links, deg, first_row, entry, max_level, queries, k, ef, l2):  # pragma: no cover - compiled
     """Top-``k`` ``(distances (B, k) float32, ids (B, k) int64)``: greedy descent, then a beam of ``ef`` on layer 0."""
-    s = _scratch(data.shape[0], ef)
+    s = _scratch(data.shape[0], ef, links.shape[1])
     out_d = np.empty((queries.shape[0], k), np.float32)
     out_i = np.empty((queries.shape[0], k), np.int64)
     for b in range(queries.shape[0]):

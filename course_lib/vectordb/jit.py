@@ -12,9 +12,17 @@ from __future__ import annotations
 from numba import njit
 
 
-def compiled(fn):
-    """``fn`` compiled with ``numba.njit(nogil=True)``, cached on disk where numba can write a cache."""
+def compiled(fn=None, *, inline: bool = False):
+    """``fn`` compiled with ``numba.njit(nogil=True)``, cached on disk where numba can write a cache.
+
+    ``@compiled(inline=True)`` pastes a small function into its callers at numba's IR level: a call
+    between numba functions passes every array as a dozen scalars on the stack (≈ 10–20 ns), too much
+    for one distance or heap step in a loop.
+    """
+    if fn is None:
+        return lambda f: compiled(f, inline=inline)
+    opts = {"nogil": True, "inline": "always" if inline else "never"}
     try:
-        return njit(cache=True, nogil=True)(fn)
+        return njit(cache=True, **opts)(fn)
     except RuntimeError:     # "cannot cache function ...: no locator available" (read-only, no user cache)
-        return njit(cache=False, nogil=True)(fn)
+        return njit(cache=False, **opts)(fn)
