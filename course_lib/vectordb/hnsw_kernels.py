@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.vectordb.jit import compiled
+from course_lib.vectordb.jit import compiled, prefetch
 
 LANES = 32
 
@@ -136,6 +136,8 @@ def _search_layer(data, links, deg, first_row, q, entry, ef, layer, l2, s):  # p
                 tags[n] = tag
                 fresh_i[m] = n
                 m += 1
+                for c in range(0, data.shape[1], 16):   # 16 float32 = one 64-byte cache line
+                    prefetch(data, n, c)
         for t in range(m):
             fresh_d[t] = distance(data, fresh_i[t], q, l2, acc)
         for t in range(m):
