@@ -41,7 +41,7 @@ def duplicate_recall(ids, base, xq, group, metric):
 @pytest.fixture(scope="module", params=["clustered", "uniform", "duplicates"])
 def dataset(request):
     if request.param == "clustered":
-        xb, xq = clustered_vectors(1200, 40, n_clusters=30, n_queries=60, seed=7)   # 40: padded to 48
+        xb, xq = clustered_vectors(1200, 40, n_clusters=30, n_queries=60, seed=7)   # 40: zero-padded to 64
     elif request.param == "uniform":
         rng = np.random.default_rng(1)
         xb, xq = rng.uniform(-1, 1, (800, 16)).astype(np.float32), rng.uniform(-1, 1, (60, 16)).astype(np.float32)
@@ -76,7 +76,7 @@ def test_compiled_build_and_search_equal_python(dataset, metric):
 @pytest.mark.parametrize("metric", ["ip", "l2"])
 def test_compiled_distance_equals_lane_distance(metric):
     rng = np.random.default_rng(0)
-    for dim in (LANES, 48, 384):
+    for dim in (LANES, 2 * LANES, 384):                                     # multiples of LANES (padded rows)
         x = rng.standard_normal((50, dim)).astype(np.float32)
         q = rng.standard_normal(dim).astype(np.float32)
         ours = lane_distance(x, q, metric)
@@ -89,7 +89,7 @@ def test_compiled_distance_equals_lane_distance(metric):
 def test_exact_copies_are_exact_ties():
     """Two copies of a vector are at exactly the same distance from any third, whichever side each is on."""
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((30, 48)).astype(np.float32)
+    x = rng.standard_normal((30, 2 * LANES)).astype(np.float32)
     for metric in ("ip", "l2"):
         for a, b in [(0, 1), (2, 3)]:
             copies = np.stack([x[a], x[a]])
