@@ -18,9 +18,9 @@ from numba.extending import intrinsic
 def compiled(fn=None, *, inline: bool = False):
     """``fn`` compiled with ``numba.njit(nogil=True)``, cached on disk where numba can write a cache.
 
-    ``@compiled(inline=True)`` pastes a small function into its callers at numba's IR level: a call
-    between numba functions passes every array as a dozen scalars on the stack (≈ 10–20 ns), too much
-    for one distance or heap step in a loop.
+    ``@compiled(inline=True)`` pastes a small function into its callers at numba's IR level (a call
+    between numba functions passes every array as a handful of scalars on the stack), for one distance
+    or heap step inside a hot loop.
     """
     if fn is None:
         return lambda f: compiled(f, inline=inline)
@@ -37,6 +37,7 @@ def prefetch(typingctx, array, row, col):
 
     LLVM's ``llvm.prefetch`` (read, keep in all cache levels): the compiled form of the
     ``_mm_prefetch`` calls hnswlib makes on the next neighbours' vectors. A hint only: it changes no value.
+    ``llvm.prefetch.p0`` is the opaque-pointer name (LLVM ≥ 15, as in the pinned llvmlite).
     """
     if not (isinstance(array, types.Array) and array.ndim == 2):
         return None
