@@ -1,7 +1,13 @@
-"""Byte-level BPE encoding speed: ours (merge ranks + per-word cache) vs HF ``tokenizers`` and a naive loop."""
+"""Byte-level BPE encoding speed: ours (merge ranks + per-word cache) vs HF ``tokenizers`` and a naive loop.
+
+Normal text (the Python docs) and long pre-tokens without spaces (40k letters, 15k Chinese
+characters), where a merge loop that is quadratic in the word's length stalls.
+"""
 
 from __future__ import annotations
 
+import random
+import string
 from functools import lru_cache
 
 from bench.harness import BenchResult, benchmark, interleaved
@@ -83,3 +89,53 @@ def encode_vs_naive() -> BenchResult:
                        reference_name="naive merge loop (minbpe _encode_chunk: pair stats + min per merge, no cache)",
                        notes=f"ours starts each run with an empty cache; warm cache: {naive / warm:.0f}x",
                        extra={"warm_ratio": naive / warm})
+
+
+@lru_cache(maxsize=1)
+def _long_words() -> dict[str, str]:
+    """Seeded texts that are one pre-token each (no spaces, one character class)."""
+    rng = random.Random(0)
+    letters = "".join(rng.choice(string.ascii_letters) for _ in range(40_000))
+    chinese = "".join(chr(rng.randint(0x4E00, 0x9FA5)) for _ in range(15_000))
+    return {"4k letters": letters[:4_000], "40k letters": letters, "15k Chinese characters": chinese}
+
+
+def _long_word_vs_hf(name: str) -> tuple[float, float]:
+    """Median seconds (ours, HF) to encode the long word ``name``; ids checked equal first."""
+    tok, reference, _ = _setup()
+    text = _long_words()[name]
+    hf = lambda: reference.encode(text, add_special_tokens=False)  # noqa: E731
+    assert _cold(tok, text) == hf().ids
+    t = interleaved({"ours": lambda: _cold(tok, text), "reference": hf}, rounds=3, warmup=1)
+    return t["ours"], t["reference"]
+
+
+@benchmark("bpe: one 40k-letter pre-token vs HF tokenizers")
+def long_letters_vs_hf() -> BenchResult:
+    """Seconds for 40k random letters without a space, and how the time grows from 4k to 40k letters."""
+    ours, ref = _long_word_vs_hf("40k letters")
+    ours_4k, ref_4k = _long_word_vs_hf("4k letters")
+    return BenchResult(ours=ours, reference=ref, unit="s", higher_is_better=False,
+                       reference_name="HF tokenizers Tokenizer.encode (Rust, heap merge, single thread)",
+                       notes=f"10x the letters: ours {ours / ours_4k:.0f}x the time, HF {ref / ref_4k:.0f}x "
+                             f"(a quadratic merge: ~100x)",
+                       extra={"ours_4k_s": ours_4k, "reference_4k_s": ref_4k, "ours_growth_4k_to_40k": ours / ours_4k})
+
+
+@benchmark("bpe: one 15k-character Chinese pre-token vs HF tokenizers")
+def long_chinese_vs_hf() -> BenchResult:
+    """Seconds for 15k random CJK characters (45k byte symbols): Chinese text has no spaces."""
+    ours, ref = _long_word_vs_hf("15k Chinese characters")
+    return BenchResult(ours=ours, reference=ref, unit="s", higher_is_better=False,
+                       reference_name="HF tokenizers Tokenizer.encode (Rust, heap merge, single thread)")
+
+
+@benchmark("bpe: one 4k-letter pre-token vs naive merge loop")
+def long_letters_vs_naive() -> BenchResult:
+    """Seconds for 4k letters without a space: our heap merge against the textbook loop (O(n²) per word)."""
+    tok, _, _ = _setup()
+    text = _long_words()["4k letters"]
+    assert naive_encode(tok, text) == _cold(tok, text)
+    t = interleaved({"naive": lambda: naive_encode(tok, text), "ours": lambda: _cold(tok, text)}, rounds=1, warmup=0)
+    return BenchResult(ours=t["ours"], reference=t["naive"], unit="s", higher_is_better=False, target=10.0,
+                       reference_name="naive merge loop (minbpe _encode_chunk: pair stats + min per merge)")

@@ -1,7 +1,7 @@
 """Docstrings of the Python standard library: a real retrieval corpus that ships with Python (§4).
 
-Both the module list (``data/stdlib_modules.txt``) and the texts (``data/stdlib_docstrings.jsonl.gz``)
-are pinned, so every machine, every Python version and every Jupyter kernel (ipykernel replaces
+Both the module list (``stdlib_modules.txt``) and the texts (``stdlib_docstrings.jsonl.gz``, both in
+:mod:`course_lib.datasets`) are pinned, so every machine, every Python version and every Jupyter kernel (ipykernel replaces
 ``input``, ``getpass``, ``pdb``... whose docstrings would change) sees the same corpus. The texts were
 collected from the running Python's own docstrings (``inspect.getdoc``) in a clean interpreter by
 ``python -I -m course_lib.corpus``. Used by the embedding, vector-database and RAG chapters::
@@ -26,9 +26,10 @@ from dataclasses import astuple, dataclass
 from functools import lru_cache
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parent.parent / "data"
-MODULE_LIST = DATA / "stdlib_modules.txt"
-PINNED = DATA / "stdlib_docstrings.jsonl.gz"   # header line, then one [id, module, kind, text] per line
+from course_lib.datasets import dataset
+
+MODULE_LIST = dataset("stdlib_modules.txt")
+PINNED = dataset("stdlib_docstrings.jsonl.gz")   # header line, then one [id, module, kind, text] per line
 # side effects on import (open a browser, print a poem, start Tk), test suites, or deprecated shims
 _SKIP = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "test", "lib2to3", "ensurepip",
          "venv", "pydoc_data", "msilib", "winreg", "winsound", "nt", "msvcrt", "_msi", "distutils", "crypt",
@@ -75,7 +76,7 @@ def discover_stdlib_modules() -> list[str]:
 
 
 def stdlib_module_names() -> list[str]:
-    """The pinned module list (``data/stdlib_modules.txt``)."""
+    """The pinned module list (:data:`MODULE_LIST`, ``course_lib/datasets/stdlib_modules.txt``)."""
     return [line.strip() for line in MODULE_LIST.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 

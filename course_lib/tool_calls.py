@@ -1,6 +1,6 @@
 """The course's tool-call task: teach a chat model one fixed JSON format for calling tools.
 
-``data/tool_calls.jsonl`` (made by ``data/make_tool_calls.py``) pairs English requests with the
+``tool_calls.jsonl`` in :mod:`course_lib.datasets` (made by ``data/make_tool_calls.py``) pairs English requests with the
 call that answers them, e.g. "Convert 76 AUD to JPY." -> ``{"tool": "convert", "args": {"amount":
 76, "from": "AUD", "to": "JPY"}}``. Chapter 05 fine-tunes SmolLM2 on it with LoRA; the agent
 chapter reuses the tools and the format.
@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from course_lib.checks import check_device
+from course_lib.datasets import dataset
 
-DATA_FILE = Path(__file__).resolve().parent.parent / "data" / "tool_calls.jsonl"
+DATA_FILE = dataset("tool_calls.jsonl")
 TOOLS = {"weather": ("city",), "convert": ("amount", "from", "to"), "timer": ("minutes",)}
 CURRENCIES = ("USD", "EUR", "JPY", "GBP", "CNY", "CHF", "CAD", "AUD")
 

@@ -1,4 +1,4 @@
-"""Build ``data/tool_calls.jsonl``: requests in plain English and the JSON tool call that answers each.
+"""Build ``course_lib/datasets/tool_calls.jsonl`` (read by ``course_lib.tool_calls``): requests in plain English and the JSON tool call that answers each.
 
     python data/make_tool_calls.py
 
@@ -65,7 +65,7 @@ def main() -> None:
             tool = ("weather", "convert", "timer")[i % 3]
             phrases = PHRASES[tool][:6] if name == "train" else PHRASES[tool][6:]
             rows.append({"split": name, **make(rng, tool, rng.choice(phrases), *values)})
-    path = Path(__file__).resolve().parent / "tool_calls.jsonl"
+    path = Path(__file__).resolve().parents[1] / "course_lib" / "datasets" / "tool_calls.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     print(f"wrote {len(rows)} examples to {path}")
 

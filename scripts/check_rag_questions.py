@@ -1,4 +1,4 @@
-"""Check data/rag/questions.jsonl against the corpus of this machine's Python.
+"""Check course_lib/datasets/rag/questions.jsonl against the corpus of this machine's Python.
 
     python scripts/check_rag_questions.py            # counts, then one PASS/FAIL line per question
     python scripts/check_rag_questions.py --failed   # only the failures

@@ -1,4 +1,4 @@
-"""Sanity baseline for data/rag/questions.jsonl: rank_bm25's BM25Okapi over whole documents.
+"""Sanity baseline for course_lib/datasets/rag/questions.jsonl: rank_bm25's BM25Okapi over whole documents.
 
     python scripts/rag_bm25_baseline.py
 

@@ -1,9 +1,9 @@
 """Rerank study for chapter 09: hybrid top-N vs hybrid + SmolLM2 rerank on every answerable test question.
 
-    python scripts/rag_rerank_study.py                      # N = 20, writes data/rag/rerank_study.json
+    python scripts/rag_rerank_study.py                      # N = 20, writes course_lib/datasets/rag/rerank_study.json
     python scripts/rag_rerank_study.py --n 10 --out /tmp/s.json --limit 3
 
-The corpus is the one docs/NOTES.md ("Chapter 09: RAG") measures retrieval on: pydoc topics + stdlib
+The corpus is the one docs/NOTES.md ("Chapter notes", "09 RAG") measures retrieval on: pydoc topics + stdlib
 docstrings (no notebook prose), structured chunks of <= 256 MiniLM tokens. For each answerable question of
 the held-out ``test`` split the hybrid retriever (BM25 + MiniLM, RRF k = 60, 50 candidates per retriever)
 gives the top ``n`` chunks, and :class:`course_lib.rag.LLMReranker` scores each (question, chunk) pair with
@@ -94,7 +94,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--max-passage-tokens", type=int, default=192)
     ap.add_argument("--limit", type=int, default=None, help="only the first LIMIT questions (timing slices)")
-    ap.add_argument("--out", type=Path, default=ROOT / "data" / "rag" / "rerank_study.json")
+    ap.add_argument("--out", type=Path, default=ROOT / "course_lib" / "datasets" / "rag" / "rerank_study.json")
     ap.add_argument("--cache-dir", type=Path, default=weights.cache_dir() / "rag")
     ap.add_argument("--summarize", action="store_true", help="only recompute the summary table of --out")
     args = ap.parse_args()
@@ -117,8 +117,8 @@ def main() -> None:
         "corpus": {"sources": ["topics", "stdlib"], "documents": len(docs), "chunks": len(chunks),
                    "chunking": f"structured_chunks(size={MAX_TOKENS})",
                    "texts_sha256": hashlib.sha256("\x00".join(c.text for c in chunks).encode()).hexdigest()},
-        "questions": {"file": "data/rag/questions.jsonl", "split": "test", "answerable": len(questions),
-                      "file_sha256": hashlib.sha256((ROOT / "data/rag/questions.jsonl").read_bytes()).hexdigest()},
+        "questions": {"file": "course_lib/datasets/rag/questions.jsonl", "split": "test", "answerable": len(questions),
+                      "file_sha256": hashlib.sha256(rag.questions.QUESTIONS_PATH.read_bytes()).hexdigest()},
         "first_stage": "HybridRetriever([BM25Retriever, DenseRetriever(MiniLM)], candidates=50, k_rrf=60)",
         "reranker": {"class": "course_lib.rag.LLMReranker", "model": "SmolLM2-135M-Instruct",
                      "weights": weights.smollm2_gguf_path().name, "prompt": PROMPT,

@@ -33,8 +33,9 @@ def test_without_a_cjk_font_fig_regeneration_fails_once_naming_the_package(tmp_p
     from course_lib.viz import static
 
     monkeypatch.setattr(static, "CJK_FONTS", ("No Such CJK Font",))
+    monkeypatch.setattr(static, "packaged_cjk_font", lambda: None)   # and no zhplot either
     monkeypatch.setattr(static, "_warned", False)
-    with pytest.raises(RuntimeError, match="no CJK font found.*fonts-noto-cjk"):
+    with pytest.raises(RuntimeError, match="no CJK font found.*requirements.txt.*fonts-noto-cjk"):
         figures.generate(tmp_path, ["LLM架构思维导图.png"])
     assert not list(tmp_path.iterdir())  # failed before drawing anything
     with warnings.catch_warnings(record=True) as caught:  # a PNG saved from a notebook: one warning, not one per glyph
@@ -46,6 +47,29 @@ def test_without_a_cjk_font_fig_regeneration_fails_once_naming_the_package(tmp_p
         static.save(fig, tmp_path / "x.png", dpi=20)
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1 and "fonts-noto-cjk" in messages[0], messages
+
+
+def test_without_a_system_cjk_font_the_packaged_one_draws_the_chinese(tmp_path, monkeypatch):
+    """A newcomer's machine: no system CJK font, so the pinned zhplot's Noto Sans SC is registered and used."""
+    import warnings
+
+    from matplotlib import font_manager
+
+    from course_lib.viz import static
+
+    font = static.packaged_cjk_font()
+    assert font is not None and font.name == "NotoSansSC-Regular.ttf", "requirements.txt pins zhplot"
+    monkeypatch.setattr(static, "CJK_FONTS", ("No Such CJK Font",))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r"Glyph \d+ .*missing from font")   # a box instead of a glyph
+        plt = static.matplotlib_cjk(required=True)                                # no RuntimeError
+        static.matplotlib_cjk(required=True)                                      # registered once
+        fig, ax = plt.subplots()
+        ax.set_title("中文标题：注意力机制与位置编码")
+        static.save(fig, tmp_path / "x.png", dpi=20)
+    assert plt.rcParams["font.sans-serif"][0] == "Noto Sans SC"
+    assert [f.fname for f in font_manager.fontManager.ttflist].count(str(font)) == 1
+    assert font_manager.findfont(font_manager.FontProperties(family=["sans-serif"])) == str(font)
 
 
 def test_every_committed_figure_is_generated_by_code():

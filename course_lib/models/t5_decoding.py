@@ -15,25 +15,24 @@ decoder computes at that position (tested against recomputation and HF ``generat
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from course_lib import generation
 from course_lib.kv_cache import KVCache, cached_length
-
-if TYPE_CHECKING:
-    from course_lib.models.t5 import T5ForConditionalGeneration
 
 
 class T5Decoder:
     """:class:`course_lib.generation.Decoder` over T5's decoder with the encoder memory fixed.
 
-    ``new_cache`` gives the decoder self-attention :class:`KVCache` (``num_decoder_layers`` layers);
-    ``decode_step(ids, None)`` recomputes the decoder over ``ids`` (the whole target so far).
+    ``model`` is a :class:`course_lib.models.t5.T5ForConditionalGeneration` (this module does not import
+    it: ``t5`` imports this one). ``new_cache`` gives the decoder self-attention :class:`KVCache`
+    (``num_decoder_layers`` layers); ``decode_step(ids, None)`` recomputes the decoder over ``ids``
+    (the whole target so far).
     """
 
-    def __init__(self, model: T5ForConditionalGeneration, input_ids: torch.Tensor,
+    def __init__(self, model: nn.Module, input_ids: torch.Tensor,
                  attention_mask: torch.Tensor | None = None):
         mask = model._check("input_ids", input_ids, attention_mask)
         with torch.no_grad():

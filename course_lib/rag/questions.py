@@ -1,13 +1,13 @@
 """The chapter-09 question set: hand-written questions over the Python docs, with the passages that answer them.
 
-``data/rag/questions.jsonl`` holds one JSON object a line::
+``rag/questions.jsonl`` in :mod:`course_lib.datasets` holds one JSON object a line::
 
     {"id": "q001", "question": "...", "answer": "...", "passages": ["json.dumps", "topic:with"], "split": "dev"}
 
 Passage ids are ``topic:<key>`` for ``pydoc_data.topics`` and the dotted ids of
 :func:`course_lib.corpus.stdlib_docstrings`. ``passages == []`` marks a question the corpus cannot
 answer (used to choose the refusal threshold on ``dev`` and check it on ``test``). How the set was
-made: ``data/rag/README.md``.
+made: ``course_lib/datasets/rag/README.md``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-QUESTIONS_PATH = Path(__file__).resolve().parents[2] / "data" / "rag" / "questions.jsonl"
+from course_lib.datasets import dataset
+
+QUESTIONS_PATH = dataset("rag/questions.jsonl")
 SPLITS = ("dev", "test")
 _FIELDS = {"id": str, "question": str, "answer": str, "passages": list, "split": str}
 _STOPWORDS = frozenset("""a an and are as at be but by can do does for from has have if in into is it its
@@ -87,7 +89,7 @@ def load_questions(split: str | None = None, path: str | Path = QUESTIONS_PATH) 
     """The questions of ``split`` ("dev", "test", or None for all), in file order."""
     if split is not None and split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
-    path = Path(path)
+    path = Path(path) if isinstance(path, str) else path  # a Path, or the shipped file (a Traversable)
     questions, seen = [], set()
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():

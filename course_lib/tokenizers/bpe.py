@@ -16,8 +16,10 @@ occur in UTF-8, 0xF1/0xF2 which start code points U+40000–U+BFFFF, and control
 0x13, 0x14, 0x16, 0x1D). Like HF ``tokenizers`` (no unknown token, no byte fallback) such bytes are
 dropped, so only text without them survives ``decode(encode(text))``.
 
-Fast path: merge ranks in a dict keyed by the pair, and a per-word cache, since natural text
-repeats the same words again and again.
+Fast path: merge ranks in a dict keyed by the pair, a heap of candidate merges (O(n log n) per
+word, :mod:`.bpe_merge`), and a per-word cache, since natural text repeats the same words again and
+again. The cache is bounded: at most ``CACHE_LIMIT`` words of at most ``CACHE_MAX_WORD_BYTES`` UTF-8
+bytes (longer words rarely repeat; HF ``tokenizers`` caches only words under 256 bytes, ``utils/cache.rs``).
 
     >>> tok = pretrained.smollm2_tokenizer()   # from course_lib import pretrained
     >>> tok.encode("Hello world")
@@ -34,11 +36,15 @@ from functools import lru_cache
 import regex
 
 from course_lib.tokenizers.batch import BatchEncoding, check_texts, pad_batch
+from course_lib.tokenizers.bpe_merge import merge_symbols
 
 # GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols (each with an optional
 # leading space), whitespace not followed by a non-space, remaining whitespace.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-CACHE_LIMIT = 200_000  # per-word cache entries kept before the cache is cleared
+# per-word cache entries kept before the cache is cleared (HF tokenizers' DEFAULT_CACHE_CAPACITY):
+# ~120 B each for prose, at most ~2.2 kB for a 256-byte word that never merges (~22 MB: the bound on hostile text)
+CACHE_LIMIT = 10_000
+CACHE_MAX_WORD_BYTES = 256  # longer words (in UTF-8) are not cached, as in HF tokenizers
 
 
 @lru_cache(maxsize=1)
@@ -208,36 +214,24 @@ class ByteLevelBPE:
     def bpe(self, word: str) -> list[str]:
         """Apply the merges to one byte-level word, lowest rank first (leftmost on ties), until none applies.
 
-        The rank of every adjacent pair is kept in a list; a merge only re-ranks its two new
-        neighbours, so each step is one C-level ``min`` instead of a rescan of all pairs.
+        O(n log n) in the word's length n with a heap of candidate merges (:mod:`.bpe_merge`,
+        as HF ``tokenizers``' ``Word::merge_all``), so a long word without spaces cannot stall encoding.
         """
-        parts = list(word)
-        get, inf = self.ranks.get, float("inf")
-        pair_ranks = [get(pair, inf) for pair in zip(parts, parts[1:])]  # rank of (parts[j], parts[j+1])
-        while pair_ranks:
-            rank = min(pair_ranks)
-            if rank == inf:
-                break
-            i = pair_ranks.index(rank)
-            parts[i:i + 2] = [parts[i] + parts[i + 1]]
-            del pair_ranks[i]
-            if i > 0:
-                pair_ranks[i - 1] = get((parts[i - 1], parts[i]), inf)
-            if i < len(pair_ranks):
-                pair_ranks[i] = get((parts[i], parts[i + 1]), inf)
-        return parts
+        return merge_symbols(word, self.ranks)
 
     def _encode_word(self, word: str) -> list[int]:
         ids = self._cache.get(word)
         if ids is None:
             try:
-                symbols = word.encode("utf-8").decode("latin-1").translate(self._byte_table)
+                raw = word.encode("utf-8")
             except UnicodeEncodeError as err:  # a lone surrogate has no UTF-8 form
                 raise ValueError(f"text contains {word!r}, which has no UTF-8 encoding ({err.reason})") from None
+            symbols = raw.decode("latin-1").translate(self._byte_table)
             ids = self._whole_words.get(symbols) or [self.vocab[p] for p in self.bpe(symbols)]
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            self._cache[word] = ids
+            if len(raw) <= CACHE_MAX_WORD_BYTES:
+                if len(self._cache) >= CACHE_LIMIT:
+                    self._cache.clear()
+                self._cache[word] = ids
         return ids
 
     def encode_ordinary(self, text: str) -> list[int]:

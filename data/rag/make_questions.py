@@ -1,4 +1,4 @@
-"""Write data/rag/questions.jsonl from the hand-written entries in questions_src.py.
+"""Write course_lib/datasets/rag/questions.jsonl from the hand-written entries in questions_src.py.
 
     python data/rag/make_questions.py
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from course_lib.data import python_docs_topics
 
 HERE = Path(__file__).resolve().parent
+OUT = HERE.parents[1] / "course_lib" / "datasets" / "rag" / "questions.jsonl"  # package data
 sys.path.insert(0, str(HERE))
 from questions_src import DOCSTRING, NEGATIVE, TOPIC  # noqa: E402
 
@@ -63,7 +64,7 @@ def build() -> list[dict]:
 
 if __name__ == "__main__":
     rows = build()
-    with open(HERE / "questions.jsonl", "w", encoding="utf-8") as f:
+    with open(OUT, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    print(f"{len(rows)} questions -> {HERE / 'questions.jsonl'}")
+    print(f"{len(rows)} questions -> {OUT}")

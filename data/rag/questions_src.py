@@ -1,4 +1,4 @@
-"""Hand-written source of data/rag/questions.jsonl (run data/rag/make_questions.py to rebuild it).
+"""Hand-written source of course_lib/datasets/rag/questions.jsonl (run data/rag/make_questions.py to rebuild it).
 
 Each entry: (question, short reference answer, [ids of every passage that answers it]).
 Ids: ``topic:<key>`` for ``pydoc_data.topics``, dotted ids of ``course_lib.corpus.stdlib_docstrings()``.
