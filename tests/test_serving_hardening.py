@@ -138,10 +138,9 @@ def test_every_in_range_sampling_request_finishes(engine, batch, prompt):
     assert engine.alive
 
 
-def test_a_megabyte_without_spaces_is_refused_fast_while_others_stream(served):
-    server, engine = served
-    limit = engine.max_prompt_chars  # 256 positions x 81 characters (SmolLM2's longest token)
-    assert limit == 256 * 81
+def test_a_megabyte_without_spaces_is_refused_fast_while_others_stream(served, smollm2_bpe):
+    server, _ = served
+    limit = 256 * max(map(len, smollm2_bpe.vocab))  # positions x the longest token: no longer text can fit
 
     async def main():
         async with httpx.AsyncClient(base_url=server.base_url, timeout=60) as http:
@@ -236,15 +235,26 @@ def test_unused_values_of_unsupported_parameters_pass(served):
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 2
 
 
-@pytest.mark.parametrize(("method", "path", "status", "content"), [
-    ("POST", "/v1/completions", 400, '{"model": "smollm2-135m-instruct", "prompt": ' + SURROGATE + "}"),
-    ("POST", "/v1/completions", 400, b'{"model": "\xff\xfe"}'),  # not UTF-8
-    ("GET", "/v1/models/" + "%ED%A0%80", 404, None),  # a lone surrogate's UTF-8 bytes in the path
-    ("GET", "/nowhere", 404, None),
-    ("PUT", "/v1/completions", 405, None),
+@pytest.mark.parametrize(("method", "path", "content", "status", "param"), [
+    ("POST", "/v1/completions", '{"model": "smollm2-135m-instruct", "prompt": ' + SURROGATE + "}", 400, "prompt"),
+    ("POST", "/v1/completions", b'{"model": "\xff\xfe"}', 400, None),  # not UTF-8
+    ("GET", "/v1/models/" + "%ED%A0%80", None, 404, "model"),  # a lone surrogate's UTF-8 bytes in the path
+    ("GET", "/nowhere", None, 404, None),
+    ("PUT", "/v1/completions", None, 405, None),
 ])
-def test_every_error_is_openai_json(served, method, path, status, content):
+def test_every_error_is_openai_json(served, method, path, content, status, param):
     r = httpx.request(method, served[0].url + path, content=content, headers={"content-type": "application/json"},
                       timeout=30)
     assert r.status_code == status and r.headers["content-type"] == "application/json"
-    error_of(r)
+    error = error_of(r)
+    assert error["param"] == param and error["code"] != "context_length_exceeded"
+
+
+def test_an_unexpected_exception_is_an_openai_500(served, monkeypatch):
+    def broken():
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(served[1], "stats", broken)
+    r = httpx.get(served[0].url + "/health", timeout=30)
+    assert r.status_code == 500 and r.headers["content-type"] == "application/json"
+    assert error_of(r)["type"] == "server_error" and "ZeroDivisionError" in error_of(r)["message"]
