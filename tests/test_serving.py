@@ -192,7 +192,7 @@ def test_disconnect_mid_stream_frees_the_slot_and_spares_the_others(served, smol
 
 def test_cli_serves_and_sigterm_ends_it_whatever_is_in_flight():
     """``python -m course_lib.serving``: answers /health and a completion; SIGTERM with a stream, a 1 MB body and a
-    long tokenisation in flight still exits 0 within uvicorn's graceful timeout (5 s) plus the engine's last step."""
+    long tokenisation in flight still shuts down within uvicorn's graceful timeout (5 s) plus the engine's last step."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -228,9 +228,10 @@ def test_cli_serves_and_sigterm_ends_it_whatever_is_in_flight():
         time.sleep(1.0)
         sent = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=60) == -signal.SIGTERM  # uvicorn shuts down, then re-raises the signal it caught
         assert time.monotonic() - sent < 15
-        assert b"Shutting down" in proc.stdout.read()
+        log = proc.stdout.read()
+        assert b"Shutting down" in log and b"Application shutdown complete" in log  # graceful: the engine stopped
     finally:
         if proc.poll() is None:
             proc.kill()
