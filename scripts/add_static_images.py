@@ -13,6 +13,7 @@ not rewritten. ``scripts/run_notebook.py`` does the same after every execution.
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from pathlib import Path
 
@@ -31,8 +32,9 @@ def main() -> int:
         (ROOT / "chapters" / "solutions").glob("*.ipynb"))
     for path in paths:
         nb = nbformat.read(path, as_version=4)
+        before = copy.deepcopy(nb)
         added = add_static_images(nb)
-        if added:
+        if nb != before:
             nbformat.write(nb, path)
         print(f"{path}: {added} image(s) added, {path.stat().st_size / 1e3:.0f} kB")
     return 0

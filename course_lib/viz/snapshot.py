@@ -87,14 +87,21 @@ def _outputs(nb):
 def add_static_images(nb, scale: float = 1.0) -> int:
     """Add an ``image/png`` to every output holding a plotly figure but no image; returns how many were added.
 
-    Idempotent (an output that has an image is left alone); code cells are untouched, so the
-    recorded source hash of ``scripts/run_notebook.py`` stays valid.
+    A widget's output (an attention widget saves its current head view as a plotly figure beside
+    the widget view) keeps only the PNG: the widget is the interactive view, and a 256-token
+    heatmap's JSON alone weighs ~370 kB. Idempotent (an output that has an image only loses a
+    widget's figure JSON); code cells are untouched, so the recorded source hash of
+    ``scripts/run_notebook.py`` stays valid.
     """
     todo = [out for _, _, _, out in _outputs(nb)
             if PLOTLY in out.get("data", {}) and not any(m in out["data"] for m in IMAGES)]
     pngs = figure_pngs([dict(out["data"][PLOTLY]) for out in todo], scale)
     for out, png in zip(todo, pngs):
         out["data"]["image/png"] = base64.b64encode(png).decode("ascii")
+    for _, _, _, out in _outputs(nb):
+        data = out.get("data", {})
+        if WIDGET_VIEW in data and PLOTLY in data and any(m in data for m in IMAGES):
+            del data[PLOTLY]
     return len(todo)
 
 
