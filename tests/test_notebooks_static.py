@@ -55,8 +55,9 @@ def _needs_browser():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
 def test_every_saved_figure_and_widget_has_a_static_copy(path: Path):
     problems = snapshot.missing_static(json.loads(path.read_text(encoding="utf-8")))
-    assert not problems, (f"{_ids(path)}: invisible without a kernel: {problems}; run "
-                          f"python scripts/add_static_images.py {path.relative_to(ROOT)}")
+    assert not problems, (f"{_ids(path)}: invisible without a kernel: {problems}; for figures run "
+                          f"python scripts/add_static_images.py {path.relative_to(ROOT)}, for widgets "
+                          f"re-execute it with scripts/run_notebook.py")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids)
