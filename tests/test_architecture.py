@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tasks", ("course_lib.tasks", "course_lib.tool_calls")),
     ("applications", ("course_lib.peft", "course_lib.embedding", "course_lib.vectordb", "course_lib.rag",
                       "course_lib.agent", "course_lib.chains", "course_lib.serving", "course_lib.distributed",
-                      "course_lib.chat", "course_lib.tracking")),
+                      "course_lib.chat", "course_lib.tracking", "course_lib.posttrain")),
     ("viz", ("course_lib.viz",)),
     ("course", ("course_lib.figures", "course_lib.course_map", "course_lib.config", "course_lib.exercises",
                 "course_lib.__init__")),
