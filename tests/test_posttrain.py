@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -174,3 +176,53 @@ def test_bad_input():
         sft.sft_loss(torch.zeros(1, 3, 5), torch.full((1, 3), -100))
     with pytest.raises(ValueError, match="targets"):
         token_logprobs(torch.zeros(1, 3, 5), torch.zeros(1, 2, dtype=torch.long))
+
+
+def test_rollout_pieces_on_a_tiny_model():
+    """sample → score → grpo_step and sft_step run on a LoRA model; only the adapter moves; the mask stops after the stop token."""
+    from course_lib import pretrained
+    from course_lib.posttrain import rollout
+
+    tok = pretrained.smollm2_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=256)
+    model = LlamaForCausalLM(config).eval()
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    inject_lora(model, "all-linear", r=4)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    problems = rewards.arithmetic_problems("dev", 2)
+    stop = tok.special_tokens["<|im_end|>"]
+    sampled = rollout.sample(model, tok, rollout.chat_prompt_ids(tok, pretrained.smollm2_chat_prompt, problems), 3, 5,
+                             1.0, stop, tok.pad_token_id, torch.Generator().manual_seed(0))
+    prompt_ids, prompt_mask, completion_ids, completion_mask, texts = sampled
+    assert completion_ids.shape == (6, 5) and len(texts) == 6 and prompt_ids.shape[0] == 6
+    assert (completion_mask.sum(1) >= 1).all()
+    ro = rollout.Rollout(*sampled, *rollout.score(problems, 3, texts))
+    ro.advantages = torch.tensor([1.0, -1.0, 0.0, 0.5, -0.5, 0.0])  # random text scores 0: give the step a signal
+    out = rollout.grpo_step(model, opt, ro, beta=0.04)
+    assert out.clip_ratio == 0.0 and torch.equal(out.ratio, torch.ones_like(out.ratio))
+    loss = rollout.sft_step(model, opt, tok, pretrained.smollm2_chat_template(), problems)
+    assert math.isfinite(loss)
+    state = {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if ".lora_" not in k}
+    assert all(torch.equal(state[k], v) for k, v in base.items())  # the base weights never move
+    assert any(layer.lora_B.weight.abs().sum() > 0 for layer in lora_layers(model).values())
+
+
+def test_shipped_grpo_adapter_matches_its_record():
+    """data/posttrain_grpo/ holds what scripts/train_grpo.py wrote: the adapter's hash and the script's config."""
+    import hashlib
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "data" / "posttrain_grpo"
+    history = json.loads((folder / "history.json").read_text(encoding="utf-8"))
+    assert hashlib.sha256((folder / "adapter_model.safetensors").read_bytes()).hexdigest() == history["adapter_sha256"]
+    spec = importlib.util.spec_from_file_location("train_grpo", root / "scripts" / "train_grpo.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert history["config"] == script.CONFIG
+    assert set(history["eval"]) == {"before", "after_sft", "after_grpo"}
+    assert len(history["grpo"]) == script.CONFIG["grpo_steps"] and len(history["sft_loss"]) == script.CONFIG["sft_steps"]

@@ -1,4 +1,4 @@
-"""Exercise checks of chapter 04d (post-training): the k3 KL estimator, group advantages, DPO's starting loss."""
+"""Exercise checks of chapter 04d (post-training): the k3 KL estimator, a length-normalised reward, DPO's starting loss."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 import torch
 
 from course_lib.exercises import exercise
-from course_lib.posttrain.grpo import group_advantages, k3_kl
+from course_lib.posttrain.grpo import k3_kl
+from course_lib.posttrain.rewards import correctness_reward
 
 
 @exercise("04d.1", answer="k3_estimator", wrong=(lambda logp, ref: logp - ref,           # k1
@@ -32,27 +33,26 @@ def check_k3(fn) -> str:
     return f"与 course_lib 一致；10 万个样本的均值 {estimate:.4f} ≈ 真实 KL(π_θ‖π_ref) = {exact:.4f}（无偏）"
 
 
-def _population_std(rewards, group_size):  # wrong: divides by G, not G − 1 (TRL and the paper use the unbiased std)
-    r = rewards.view(-1, group_size)
-    return ((r - r.mean(1, keepdim=True)) / (r.std(1, unbiased=False, keepdim=True) + 1e-4)).reshape(-1)
+def _length_only(completions, answers, max_chars=40):  # wrong: rewards short answers even when they are wrong
+    return [max(0.0, 1 - len(c) / max_chars) for c in completions]
 
 
-def _batch_baseline(rewards, group_size):  # wrong: one baseline for the whole batch, not per group
-    return (rewards - rewards.mean()) / (rewards.std() + 1e-4)
+def _unclamped(completions, answers, max_chars=40):  # wrong: a very long right answer gets a negative reward
+    return [(1 - len(c) / max_chars) * r for c, r in zip(completions, correctness_reward(completions, answers))]
 
 
-@exercise("04d.2", answer="my_group_advantages", wrong=(_population_std, _batch_baseline), writes_code=True)
-def check_group_advantages(fn) -> str:
-    """Check exercise 04d.2: the learner's group-relative advantages against ``group_advantages``."""
-    rewards = torch.tensor([1.5, 0.0, 0.5, 0.0, 1.5, 1.5, 1.5, 0.5])
-    out = fn(rewards, 4)
-    assert isinstance(out, torch.Tensor) and out.shape == rewards.shape, f"应返回形状 (8,) 的张量，得到 {out!r}"
-    sums = out.view(2, 4).sum(1)
-    assert sums.abs().max() < 1e-4, f"每组的优势之和应为 0（减去的是**组内**均值），得到 {sums.tolist()}"
-    expected = group_advantages(rewards, 4)
-    assert torch.allclose(out, expected, atol=1e-5), \
-        "除以组内的**无偏**标准差 (除以 G − 1，torch 的默认) 再加 ε = 1e-4，与 TRL 相同"
-    return f"两组的优势 {[round(v, 3) for v in out.tolist()]}，每组和为 0"
+@exercise("04d.2", answer="length_normalised_reward", wrong=(_length_only, _unclamped), writes_code=True)
+def check_length_reward(fn) -> str:
+    """Check exercise 04d.2: a correctness reward scaled down by the completion's length (at least 0)."""
+    texts = ["<answer>5</answer>", "5 <answer>5</answer>", "<answer>6</answer>", "x" * 50 + "<answer>5</answer>", "5"]
+    got = fn(texts, [5] * len(texts))
+    assert isinstance(got, list) and len(got) == len(texts), f"应返回与 completions 等长的 list，得到 {got!r}"
+    assert got[2] == 0 and got[4] == 0, "答错（或没有 <answer> 标签）时奖励必须是 0，否则模型会学着只写短回答"
+    assert got[3] == 0, "很长的正确回答奖励应被截到 0（max(0, …)），不能是负数"
+    expected = [max(0.0, 1 - len(t) / 40) * r for t, r in zip(texts, correctness_reward(texts, [5] * len(texts)))]
+    assert all(abs(a - b) < 1e-9 for a, b in zip(got, expected)), \
+        f"正确时奖励 = max(0, 1 − len(completion) / max_chars)，max_chars = 40；期望 {expected}，得到 {got}"
+    return f"奖励 {[round(v, 3) for v in got]}：又短又对的回答得分最高"
 
 
 @exercise("04d.3", answer="dpo_loss_at_start", wrong=(0.0, 0.5, 1.0))
