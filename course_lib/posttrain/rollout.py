@@ -105,7 +105,7 @@ def sft_step(model, optimizer, tokenizer, template: str, problems: list[Problem]
     loss.backward()
     optimizer.step()
     model.eval()
-    return float(loss)
+    return float(loss.detach())
 
 
 def evaluate(model, tokenizer, template_fn, problems: list[Problem], max_new_tokens: int, stop_id: int,
