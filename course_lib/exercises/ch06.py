@@ -9,55 +9,119 @@ from course_lib.exercises import exercise
 PREFIX_PARAMS_SMOLLM2 = 10 * 30 * 2 * 3 * 64  # n · layers · (key + value) · kv_heads · head_dim
 
 
-def _prefix_kv_interleaved(past, num_layers, kv_heads, head_dim):
-    B, n, _ = past.shape
-    kv = past.view(B, n, 2, num_layers, kv_heads, head_dim).permute(2, 3, 0, 4, 1, 5)  # keys first, then values
-    return [(kv[0, i], kv[1, i]) for i in range(num_layers)]
+def _tiny_llama():
+    """A 3-layer random LLaMA with GQA (4 query heads, 2 KV heads), small enough for a check."""
+    from course_lib.models.llama import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(6)
+    config = LlamaConfig(vocab_size=61, hidden_size=32, intermediate_size=48, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, rope_theta=100.0)
+    return LlamaForCausalLM(config).eval()
 
 
-def _prefix_kv_no_permute(past, num_layers, kv_heads, head_dim):
-    B, n, _ = past.shape
-    kv = past.view(B, n, num_layers * 2, kv_heads, head_dim)
-    return [(kv[:, :, 2 * i], kv[:, :, 2 * i + 1]) for i in range(num_layers)]  # (B, n, H, d): heads not moved
+def _text_cache(model, ids):
+    cache = model.new_cache(ids.shape[0], ids.shape[1])
+    with torch.no_grad():
+        model(ids, cache=cache)
+    return cache  # keys, values: (L, B, H_kv, n, d)
 
 
-@exercise("06.1", answer="prefix_to_kv", wrong=(_prefix_kv_interleaved, _prefix_kv_no_permute), writes_code=True)
-def check_prefix_to_kv(fn) -> str:
-    """Check exercise 06.1: the learner's prefix → per-layer (key, value) split (Li & Liang 2021) against ``PrefixCache``."""
-    from course_lib.peft.prompt_tuning import PrefixCache
-
-    B, n, L, H, d = 2, 3, 4, 2, 5
-    past = torch.randn(B, n, L * 2 * H * d, generator=torch.Generator().manual_seed(6))
-    out = fn(past, L, H, d)
-    assert len(out) == L, f"expected one (key, value) pair per layer ({L}), got {len(out)}"
-    ref = PrefixCache(past, L, H, d)
-    for i, (k, v) in enumerate(out):
-        assert tuple(k.shape) == (B, H, n, d), f"layer {i}: keys must be (B, H_kv, n, d) = {(B, H, n, d)}, got {tuple(k.shape)}"
-        assert torch.equal(k, ref.keys[i]) and torch.equal(v, ref.values[i]), (
-            "the last dim is laid out as (layer, key/value, head, dim): view it as (B, n, 2L, H, d); "
-            "even rows of 2L are keys, odd rows values")
-    return "per-layer keys and values laid out as peft's past_key_values (and our PrefixCache)"
+def _prefix_values_outer(model, ids):
+    cache = _text_cache(model, ids)
+    kv = torch.stack([cache.keys, cache.values])               # (2, L, B, H_kv, n, d): key/value outermost
+    B, n = ids.shape
+    return kv.permute(2, 4, 0, 1, 3, 5).reshape(B, n, -1)
 
 
-def _verbalize_at_end(logits, lengths, label_ids):
-    return logits[:, -1][:, label_ids]
+def _prefix_heads_not_moved(model, ids):
+    cache = _text_cache(model, ids)
+    kv = torch.stack([cache.keys, cache.values], dim=1)        # (L, 2, B, H_kv, n, d)
+    B, n = ids.shape
+    return kv.permute(2, 0, 1, 3, 4, 5).reshape(B, n, -1)      # n left behind the heads
 
 
-def _verbalize_off_by_one(logits, lengths, label_ids):
-    return logits[torch.arange(logits.shape[0]), lengths][:, label_ids]
+@exercise("06.1", answer="prefix_from_text", wrong=(_prefix_values_outer, _prefix_heads_not_moved), writes_code=True)
+def check_prefix_from_text(fn) -> str:
+    """Check exercise 06.1: a prefix initialised from real words' activations (Li & Liang 2021 §7.2).
+
+    ``forward_with_prefix(model, fn(model, ids), x)`` must give the logits of the real text ``[ids; x]``
+    at x's positions.
+    """
+    from course_lib.peft.prompt_tuning import forward_with_prefix
+
+    model = _tiny_llama()
+    g = torch.Generator().manual_seed(16)
+    ids, x = torch.randint(0, 61, (2, 4), generator=g), torch.randint(0, 61, (2, 5), generator=g)
+    c = model.config
+    past = fn(model, ids)
+    expected_shape = (2, 4, c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim)
+    assert isinstance(past, torch.Tensor) and tuple(past.shape) == expected_shape, (
+        f"past must be (B, n, L·2·H_kv·d) = {expected_shape}, got {tuple(getattr(past, 'shape', ()))}")
+    with torch.no_grad():
+        ours = forward_with_prefix(model, past, x).logits                  # (B, T, V)
+        text = model(torch.cat([ids, x], dim=1)).logits[:, ids.shape[1]:]  # (B, T, V)
+    err = (ours - text).abs().max().item()
+    assert err < 1e-4, (f"with your prefix the logits differ from the real text [ids; x] by up to {err:.2e}: "
+                        "check the order of the last dim, (layer, key/value, head, dim), and where n sits")
+    return f"prefix from 4 real tokens ≡ the text itself (max |difference| {err:.1e})"
 
 
-@exercise("06.2", answer="class_scores", wrong=(_verbalize_at_end, _verbalize_off_by_one), writes_code=True)
-def check_class_scores(fn) -> str:
-    """Check exercise 06.2: the learner's verbalizer class scores at the last real position against direct indexing."""
-    g = torch.Generator().manual_seed(7)
-    logits, lengths, label_ids = torch.randn(3, 6, 11, generator=g), torch.tensor([5, 2, 4]), [7, 3]
-    out = fn(logits, lengths, label_ids)
-    assert isinstance(out, torch.Tensor) and out.shape == (3, 2), f"expected (B, K) = (3, 2), got {getattr(out, 'shape', out)}"
-    expected = logits[torch.arange(3), lengths - 1][:, label_ids]
-    assert torch.equal(out, expected), ("with right padding read each row at its last *real* position "
-                                        "(length − 1), and only the label tokens' logits")
-    return "one score per class, read where each sentence ends"
+def _block_prompts_forward_hook(model, prompts, ids, layer):
+    n = prompts.shape[1]
+    hook = model.model.layers[layer].register_forward_hook(
+        lambda _m, _args, out: (torch.cat([prompts, out[0][:, n:]], dim=1),) + tuple(out[1:]))  # after the block
+    try:
+        return model(torch.cat([torch.zeros_like(ids[:, :n]), ids], dim=1)).logits
+    finally:
+        hook.remove()
+
+
+def _block_prompts_appended(model, prompts, ids, layer):
+    n = prompts.shape[1]
+    hook = model.model.layers[layer].register_forward_pre_hook(
+        lambda _m, args: (torch.cat([args[0][:, :-n], prompts], dim=1),) + args[1:])  # rows at the end
+    try:
+        return model(torch.cat([ids, torch.zeros_like(ids[:, :n])], dim=1)).logits
+    finally:
+        hook.remove()
+
+
+def _block_prompts_reference(model, prompts, ids, layer):
+    hook = model.model.layers[layer].register_forward_pre_hook(
+        lambda _m, args: (torch.cat([prompts, args[0][:, prompts.shape[1]:]], dim=1),) + args[1:])
+    try:
+        return model(torch.cat([torch.zeros_like(ids[:, :prompts.shape[1]]), ids], dim=1)).logits
+    finally:
+        hook.remove()
+
+
+@exercise("06.2", answer="forward_with_layer_prompts",
+          wrong=(_block_prompts_forward_hook, _block_prompts_appended), writes_code=True)
+def check_layer_prompts(fn) -> str:
+    """Check exercise 06.2: soft prompts spliced in at the input of decoder block ``layer``.
+
+    ``layer = 0`` must match the library's prompt tuning (``forward_with_prompts``); deeper layers
+    must match splicing the hidden states of the n placeholder positions before that block.
+    """
+    from course_lib.peft.prompt_tuning import forward_with_prompts
+
+    model = _tiny_llama()
+    g = torch.Generator().manual_seed(26)
+    prompts, ids = torch.randn(2, 3, 32, generator=g), torch.randint(0, 61, (2, 5), generator=g)
+    with torch.no_grad():
+        plain = model(ids).logits
+        for layer in (0, 2):
+            out = fn(model, prompts, ids, layer)
+            expected = (forward_with_prompts(model, prompts, ids).logits if layer == 0
+                        else _block_prompts_reference(model, prompts, ids, layer))
+            assert isinstance(out, torch.Tensor) and out.shape == expected.shape, (
+                f"layer={layer}: expected logits {tuple(expected.shape)} (B, n + T, V), got "
+                f"{tuple(getattr(out, 'shape', ()))}")
+            err = (out - expected).abs().max().item()
+            assert err < 1e-5, (f"layer={layer}: logits differ by up to {err:.2e} from soft prompts spliced into the "
+                                f"first n rows of the hidden states entering block {layer}")
+        assert torch.equal(model(ids).logits, plain), "the hook is still attached: remove it after the forward"
+    return "soft prompts at block 0 ≡ prompt tuning; at block 2 the first two blocks still see the placeholders"
 
 
 @exercise("06.3", answer="prefix_params", wrong=(10 * 30 * 2 * 576, 10 * 2 * 3 * 64, 10 * 30 * 576))
