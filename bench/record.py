@@ -146,7 +146,7 @@ def _num(x: float) -> str:
 
 
 def table_markdown(data: dict) -> str:
-    """The README table: a caption (machine, dates, load) and one line per recorded row."""
+    """The README table: a caption (machine, dates, load) and one line per recorded row, sorted by name."""
     validate(data)
     m, rows = data["machine"], data["rows"]
     dates = sorted(r["date"][:10] for r in rows)
@@ -159,7 +159,7 @@ def table_markdown(data: dict) -> str:
              "",
              "| 基准 (benchmark) | 我们 (ours) | 参考 (reference) | 单位 (unit) | 比值 (ratio) | 目标 (target) | 达标 (met) | 负载 (load) |",
              "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r["name"]):  # by name: each topic's rows together
         target = "—" if r["target"] is None else f"≥ {r['target']:.3g}"
         met = {None: "—", True: "✅", False: "❌"}[r["met"]]
         lines.append(f"| {r['name'].replace('|', '/')} | {_num(r['ours'])} | {_num(r['reference'])} | {r['unit']} | "
