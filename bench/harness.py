@@ -3,7 +3,7 @@
 A benchmark is a function in a module ``bench/bench_*.py`` decorated with :func:`benchmark`.
 It measures ours and its reference in the same run and returns a :class:`BenchResult`.
 ``python -m bench`` imports every such module, runs the benchmarks, prints a table of ratios
-and writes ``bench/results.json``.
+and writes ``bench/results.json``; ``--record`` keeps a committed copy (:mod:`bench.record`).
 
 Every timing goes through :func:`interleaved`: warm-up calls, then rounds in which ours and the
 reference alternate (the order flips every round), medians per function; load changes on a
@@ -20,7 +20,10 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+
+from tqdm import tqdm
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -113,10 +116,14 @@ def discover() -> None:
             importlib.import_module(f"bench.{info.name}")
 
 
-def run(select: list[str] | None = None, threads: int = 1) -> dict[str, dict]:
+def run(select: list[str] | None = None, threads: int = 1,
+        on_row: Callable[[str, dict], None] | None = None) -> dict[str, dict]:
     """Run the registered benchmarks whose name contains any of ``select`` (all when empty).
 
-    Threads are pinned (:func:`pin_threads`) before every benchmark and recorded in its row.
+    Threads are pinned (:func:`pin_threads`) before every benchmark and recorded in its row, with
+    the UTC date, the 1-minute load average before and after, and the row's wall seconds (a shared
+    machine's load is part of the result). ``on_row(name, row)`` is called as each row completes,
+    so a caller can save it before the next, slower one starts. A tqdm bar counts the rows.
     """
     pin_threads(threads)  # before the benchmark modules import torch-using or tokenizer code
     discover()
@@ -124,12 +131,19 @@ def run(select: list[str] | None = None, threads: int = 1) -> dict[str, dict]:
     names = [n for n in REGISTRY if not select or any(s in n for s in select)]
     if not names:
         raise ValueError(f"no benchmark matches {select}; known: {sorted(REGISTRY)}")
-    for name in names:
-        print(f"running {name} ...", flush=True)
+    bar = tqdm(names, desc="bench", unit="row")
+    for name in bar:
+        bar.set_postfix_str(name[:40])
+        tqdm.write(f"running {name} ...")
         settings = pin_threads(threads)
+        date, load_start, start = datetime.now(timezone.utc), os.getloadavg()[0], time.perf_counter()
         res = REGISTRY[name].fn()
         results[name] = {**asdict(res), "ratio": res.ratio, "met": res.met, "description": REGISTRY[name].description,
-                         "threads": settings}
+                         "threads": settings, "date": date.isoformat(timespec="seconds"),
+                         "load_start": round(load_start, 2), "load_end": round(os.getloadavg()[0], 2),
+                         "seconds": round(time.perf_counter() - start, 1)}
+        if on_row is not None:
+            on_row(name, results[name])
     return results
 
 
