@@ -10,7 +10,9 @@ parameters}}`` JSON Schema), the de-facto standard every engine speaks.
   (the shared decoding interface). A 135M model has no native tool calling, so tools are listed in
   the system message and a reply that is one JSON object ``{"tool": name, "args": {...}}`` (the
   course's format from :mod:`course_lib.tool_calls`, the one chapter 05's LoRA adapter learns)
-  becomes a tool call; ``role: tool`` results come back as user turns (its template has no tool role).
+  becomes a tool call; ``role: tool`` results come back as user turns (its template has no tool role),
+  :func:`to_template_messages`. Messages are checked by the one
+  :func:`~course_lib.tokenizers.chat_template.check_messages` (re-exported here).
 - :class:`OpenAIChatModel`: the official ``openai`` client; base URL, key and model from arguments
   or the environment (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``COURSE_CHAT_MODEL``).
 - :class:`ScriptedChatModel`: a test double that replays a fixed transcript and records what it saw.
@@ -27,7 +29,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-ROLES = ("system", "user", "assistant", "tool")
+from course_lib.tokenizers.chat_template import check_messages, encode_chat
 
 
 @dataclass(frozen=True)
@@ -72,21 +74,6 @@ class ChatModel(Protocol):
     def stream(self, messages: list[dict], **kwargs) -> Iterator[str]: ...
 
 
-def check_messages(messages) -> list[dict]:
-    """Refuse anything that is not a non-empty list of ``{"role": ..., "content": ...}`` dicts."""
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
-            raise ValueError(f"messages[{i}] must be a dict with role in {ROLES}, got {m!r}")
-        content = m.get("content")
-        if content is not None and not isinstance(content, str):
-            raise TypeError(f"messages[{i}]['content'] must be a string or None, got {type(content).__name__}")
-        if content is None and not m.get("tool_calls"):
-            raise ValueError(f"messages[{i}] has no content and no tool_calls")
-    return messages
-
-
 def _check_options(max_tokens, stop) -> list[str]:
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
@@ -120,8 +107,11 @@ def parse_tool_call(text: str, tools: list[dict]) -> ToolCall | None:
     return ToolCall(obj["tool"], obj["args"])
 
 
-def _as_local_messages(messages: list[dict], tools: list[dict] | None) -> list[dict]:
-    """OpenAI messages -> plain-text turns for SmolLM2's template (tool calls written as the course's JSON)."""
+def to_template_messages(messages: list[dict], tools: list[dict] | None = None) -> list[dict]:
+    """OpenAI messages -> plain-text turns for SmolLM2's template (tool calls written as the course's JSON).
+
+    ``developer`` (OpenAI's newer name for system) becomes ``system``; ``tool`` results become user turns.
+    """
     out = []
     for m in messages:
         content = m.get("content") or ""
@@ -131,6 +121,8 @@ def _as_local_messages(messages: list[dict], tools: list[dict] | None) -> list[d
             content = "\n".join(json.dumps(c) for c in calls)
         if m["role"] == "tool":  # SmolLM2's template has no tool role: the result comes back as a user turn
             out.append({"role": "user", "content": f"Tool result: {content}"})
+        elif m["role"] == "developer":
+            out.append({"role": "system", "content": content})
         else:
             out.append({"role": m["role"], "content": content})
     if tools:
@@ -171,9 +163,9 @@ class LocalChatModel:
         return self._tokenizer
 
     def prompt_ids(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
-        """Token ids of the chat prompt, ending with the assistant header."""
+        """Token ids of the chat prompt, ending with the assistant header (special strings in contents stay text)."""
         from course_lib.pretrained import smollm2_chat_prompt
-        return self.tokenizer.encode(smollm2_chat_prompt(_as_local_messages(check_messages(messages), tools)))
+        return encode_chat(self.tokenizer, to_template_messages(check_messages(messages), tools), smollm2_chat_prompt)
 
     def _pieces(self, messages, tools=None, max_tokens=256, temperature=0.0, top_p=None, stop=None,
                 seed=None, state: dict | None = None) -> Iterator[str]:
@@ -290,4 +282,4 @@ class ScriptedChatModel:
 
 
 __all__ = ["ChatModel", "ChatReply", "LocalChatModel", "OpenAIChatModel", "ScriptedChatModel", "ToolCall",
-           "check_messages", "parse_tool_call", "tools_system_prompt"]
+           "check_messages", "parse_tool_call", "to_template_messages", "tools_system_prompt"]

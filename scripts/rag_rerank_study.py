@@ -3,7 +3,7 @@
     python scripts/rag_rerank_study.py                      # N = 20, writes course_lib/datasets/rag/rerank_study.json
     python scripts/rag_rerank_study.py --n 10 --out /tmp/s.json --limit 3
 
-The corpus is the one docs/NOTES.md ("Chapter 09: RAG") measures retrieval on: pydoc topics + stdlib
+The corpus is the one docs/NOTES.md ("Chapter notes", "09 RAG") measures retrieval on: pydoc topics + stdlib
 docstrings (no notebook prose), structured chunks of <= 256 MiniLM tokens. For each answerable question of
 the held-out ``test`` split the hybrid retriever (BM25 + MiniLM, RRF k = 60, 50 candidates per retriever)
 gives the top ``n`` chunks, and :class:`course_lib.rag.LLMReranker` scores each (question, chunk) pair with

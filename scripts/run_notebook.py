@@ -10,6 +10,9 @@ then makes the file commit-ready:
   viewer (GitHub, nbviewer, a reopened notebook) would show ``0%| 0/120``; running the cell
   again in JupyterLab still draws the live widget;
 - saved widget state (``metadata.widgets``, which embeds plotly.js and weighs MBs) is stripped;
+- every saved plotly figure gets a static ``image/png`` beside it (kaleido in the installed
+  Chromium, :mod:`course_lib.viz.snapshot`), so GitHub and nbviewer show it too; without a
+  Chrome/Chromium this step is skipped with a warning (never downloaded);
 - ``metadata.course.source_sha256`` records the hash of the code that produced the outputs, so
   ``tests/test_notebooks_hygiene.py`` can tell when a cell was edited without re-executing.
 
@@ -27,6 +30,9 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this checkout's course_lib
+from course_lib.viz.snapshot import NoBrowserError, add_static_images  # noqa: E402
 
 LIMIT_BYTES = 1_000_000
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -77,6 +83,14 @@ def strip_widget_state(nb: nbformat.NotebookNode) -> None:
         cell.metadata.pop("execution", None)
 
 
+def add_images(nb: nbformat.NotebookNode, path: Path) -> None:
+    """Static PNGs for the plotly figures; a warning (not a failure) where no Chromium is installed."""
+    try:
+        add_static_images(nb)
+    except NoBrowserError as error:
+        print(f"WARNING {path}: plotly figures saved without static PNGs: {error}", file=sys.stderr)
+
+
 def run(path: Path, timeout: int, out_dir: Path | None = None) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
@@ -85,6 +99,7 @@ def run(path: Path, timeout: int, out_dir: Path | None = None) -> float:
     seconds = time.perf_counter() - start
     finish_progress_bars(nb)
     strip_widget_state(nb)
+    add_images(nb, path)
     nb.metadata.setdefault("course", {})["source_sha256"] = source_hash(nb)
     target = path if out_dir is None else out_dir / path.name
     nbformat.write(nb, target)

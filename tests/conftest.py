@@ -80,3 +80,17 @@ def smollm2_bpe():
     from course_lib import pretrained
 
     return pretrained.smollm2_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    """A tiny random LLaMA with SmolLM2's vocabulary (49152), for serving tests that need speed, not sense."""
+    from course_lib.models.llama import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256)
+    model = LlamaForCausalLM(config).eval()
+    for p in model.parameters():  # sharper logits: the argmax is not decided by rounding
+        p.data.mul_(4.0)
+    return model

@@ -219,3 +219,6 @@ def test_inspector_html_marks_query_terms(dense):
     w = inspector(bm25, dense, HybridRetriever([bm25, dense]), query="JSON", k=2)
     w.children[0].value = "sleep seconds"                 # typing a new query refreshes the table
     assert "time.sleep#0" in w.children[1].value
+    static = w._repr_mimebundle_()  # a viewer without widgets (GitHub) shows the table of the current query
+    assert "application/vnd.jupyter.widget-view+json" in static
+    assert "sleep seconds" in static["text/html"] and "time.sleep#0" in static["text/html"]

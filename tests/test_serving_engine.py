@@ -1,4 +1,4 @@
-"""Continuous batching with a tiny random LLaMA (SmolLM2's tokenizer): 16 concurrent streams = each alone.
+"""Continuous batching, a tiny random LLaMA (``tiny_llama``) + SmolLM2's tokenizer: 16 streams = each alone.
 
 The reference for every request is the plain decode loop ``generate`` on that request alone.
 """
@@ -13,21 +13,9 @@ import pytest
 import torch
 
 from course_lib.generation import generate
-from course_lib.models.llama import LlamaConfig, LlamaForCausalLM
 from course_lib.serving import Engine, SamplingParams, serve_in_background
 
 PROMPTS = [f"Request {i}: " + "tell me about " * (i % 5) + f"topic number {i * 7}" for i in range(16)]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=256)
-    model = LlamaForCausalLM(config).eval()
-    for p in model.parameters():  # sharper logits: the argmax is not decided by rounding
-        p.data.mul_(4.0)
-    return model
 
 
 def alone(model, tok, prompt: str, n: int) -> str:
@@ -38,10 +26,10 @@ def alone(model, tok, prompt: str, n: int) -> str:
     return tok.decode(out, skip_special_tokens=True)
 
 
-def test_16_concurrent_streaming_clients_equal_each_alone(tiny, smollm2_bpe):
-    want = [alone(tiny, smollm2_bpe, p, 24) for p in PROMPTS]
+def test_16_concurrent_streaming_clients_equal_each_alone(tiny_llama, smollm2_bpe):
+    want = [alone(tiny_llama, smollm2_bpe, p, 24) for p in PROMPTS]
     assert len(set(want)) == 16 and min(map(len, want)) > 10  # distinct, non-trivial continuations
-    engine = Engine(tiny, smollm2_bpe, slots=16, max_len=128)
+    engine = Engine(tiny_llama, smollm2_bpe, slots=16, max_len=128)
     with serve_in_background(engine) as server:
         async def one(aclient, prompt):
             stream = await aclient.completions.create(model="smollm2-135m-instruct", prompt=prompt, max_tokens=24,
@@ -60,23 +48,23 @@ def test_16_concurrent_streaming_clients_equal_each_alone(tiny, smollm2_bpe):
     assert engine.steps < 16 * 24 / 4  # batched: far fewer steps than one request at a time
 
 
-def test_one_slot_queue_and_batched_engine_agree(tiny, smollm2_bpe):
+def test_one_slot_queue_and_batched_engine_agree(tiny_llama, smollm2_bpe):
     params = SamplingParams(max_tokens=10, temperature=0)
-    with Engine(tiny, smollm2_bpe, slots=1, max_len=64) as queue_engine:
+    with Engine(tiny_llama, smollm2_bpe, slots=1, max_len=64) as queue_engine:
         queued = [queue_engine.submit(p, params) for p in PROMPTS[:4]]
         queued_text = ["".join(r) for r in queued]
         assert queue_engine.steps >= sum(len(r.token_ids) - 1 for r in queued)  # one request per step
-    with Engine(tiny, smollm2_bpe, slots=4, max_len=64) as engine:
+    with Engine(tiny_llama, smollm2_bpe, slots=4, max_len=64) as engine:
         batched = [engine.submit(p, params) for p in PROMPTS[:4]]
         assert ["".join(r) for r in batched] == queued_text
     assert [r.usage for r in batched] == [r.usage for r in queued]
-    assert queued_text == [alone(tiny, smollm2_bpe, p, 10) for p in PROMPTS[:4]]
+    assert queued_text == [alone(tiny_llama, smollm2_bpe, p, 10) for p in PROMPTS[:4]]
 
 
-def test_seeded_sampling_is_per_request(tiny, smollm2_bpe):
+def test_seeded_sampling_is_per_request(tiny_llama, smollm2_bpe):
     """A seeded request draws the same tokens alone or next to others (its own torch.Generator)."""
     seeded = SamplingParams(max_tokens=8, temperature=1.0, top_p=0.95, seed=7)
-    with Engine(tiny, smollm2_bpe, slots=4, max_len=64) as engine:
+    with Engine(tiny_llama, smollm2_bpe, slots=4, max_len=64) as engine:
         solo = engine.complete(PROMPTS[0], seeded).token_ids
         crowd = [engine.submit(p, SamplingParams(max_tokens=8, temperature=1.0)) for p in PROMPTS[1:4]]
         again = engine.complete(PROMPTS[0], seeded).token_ids
@@ -85,8 +73,8 @@ def test_seeded_sampling_is_per_request(tiny, smollm2_bpe):
     assert again == solo
 
 
-def test_cancel_stop_and_abort(tiny, smollm2_bpe):
-    engine = Engine(tiny, smollm2_bpe, slots=1, max_len=64)
+def test_cancel_stop_and_abort(tiny_llama, smollm2_bpe):
+    engine = Engine(tiny_llama, smollm2_bpe, slots=1, max_len=64)
     with pytest.raises(RuntimeError, match="not running"):
         engine.submit("hi")
     with engine:

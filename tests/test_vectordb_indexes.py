@@ -140,15 +140,17 @@ def test_hnsw_recall_within_002_of_hnswlib(data, metric):
     # structure: ~1/M of the nodes per layer up, degree caps M0 = 2M and M
     counts = index.level_counts()
     assert 0.06 < counts[1] / counts[0] < 0.2, counts
-    assert max(len(n[0]) for n in index.links) <= 16
-    assert max((len(layer) for n in index.links for layer in n[1:]), default=0) <= 8
+    upper = np.ones(len(index.deg), bool)
+    upper[index.first_row] = False                                  # rows of layers ≥ 1
+    assert index.deg[index.first_row].max() <= 16
+    assert index.deg[upper].max(initial=0) <= 8
 
 
 def test_hnsw_neighbour_heuristic_prunes_redundant_links():
     # base at the origin; node 2 = (2, 0) lies behind node 1 = (1, 0) (closer to 1 than to the base):
     # the heuristic drops it and keeps the farther but differently placed node 4 = (-2.5, 0)
     index = HNSWIndex(2, M=3, metric="l2")
-    index.data = np.array([[0, 0], [1, 0], [2, 0], [0, 1], [-2.5, 0]], np.float32)
+    index.data = index._pad(np.array([[0, 0], [1, 0], [2, 0], [0, 1], [-2.5, 0]], np.float32))
     cands = [(1.0, 1), (1.0, 3), (4.0, 2), (6.25, 4)]
     assert index._select_neighbours(cands, 3) == [1, 3, 4]   # plain top-3 would be [1, 3, 2]
 

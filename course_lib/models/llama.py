@@ -213,12 +213,26 @@ class LlamaForCausalLM(nn.Module):
         covers the ``T_k`` keys that ``cache.update(layer, k, v)`` returns. ``cache`` is any object
         with that ``update`` (e.g. ``course_lib.serving.slots.SlotKVCache``) and keeps its own lengths.
         """
+        h = self._rows(input_ids, cache, position_ids, key_mask)
+        return F.linear(self.model.norm(h[:, -1]), self.output_embeddings())  # (B, V)
+
+    def forward_rows(self, input_ids: torch.Tensor, position_ids: torch.Tensor,
+                     key_mask: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, T, V)`` of every position at explicit RoPE ``position_ids`` under a bool ``key_mask``.
+
+        Packing (several sequences in one row) passes positions that restart at 0 for each
+        sequence and a block-diagonal causal ``key_mask`` ``(B, 1, T, T)``, so no token attends
+        across a boundary (``course_lib.posttrain.sft.packed_causal_mask``).
+        """
+        h = self._rows(input_ids, None, position_ids, key_mask)
+        return F.linear(self.model.norm(h), self.output_embeddings())  # (B, T, V)
+
+    def _rows(self, input_ids, cache, position_ids, key_mask):
         check_token_ids(input_ids, self.config.vocab_size)
         if position_ids.shape != input_ids.shape or key_mask.dim() != 4 or key_mask.dtype != torch.bool:
             raise ValueError(f"position_ids must be (B, T) = {tuple(input_ids.shape)} and key_mask a bool "
                              f"(B, 1, T, T_k) tensor, got {tuple(position_ids.shape)} and {tuple(key_mask.shape)}")
-        h, _ = self._blocks(input_ids, position_ids, key_mask, cache, False)
-        return F.linear(self.model.norm(h[:, -1]), self.output_embeddings())  # (B, V)
+        return self._blocks(input_ids, position_ids, key_mask, cache, False)[0]  # (B, T, D)
 
     def _decoder(self, input_ids, attention_mask, cache, output_attentions, last_only=False):
         """Final-norm hidden states ``(B, T, D)`` (``(B, 1, D)`` with ``last_only``) and the attentions."""

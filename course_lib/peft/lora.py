@@ -21,6 +21,7 @@ keep their shapes, and W₀ is read and merged through ``weight.T`` (``peft/tune
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import sys
@@ -74,6 +75,7 @@ class LoRALinear(nn.Module):
         if dora:  # m = ‖W₀‖ per output row (B = 0 at init)
             self.lora_magnitude_vector = nn.Parameter(self.base_weight().norm(dim=1).detach().clone())
         self.merged = False
+        self.disabled = False  # True inside disable_adapter(): the layer is W₀ alone
         self._merged_norm: torch.Tensor | None = None
 
     def base_weight(self) -> torch.Tensor:
@@ -93,7 +95,7 @@ class LoRALinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         result = self.base_layer(x)  # (..., out)
-        if self.merged:
+        if self.merged or self.disabled:
             return result
         dropped = self.lora_dropout(x)
         lora = self.lora_B(self.lora_A(dropped)) * self.scaling  # (..., out)
@@ -213,6 +215,25 @@ def _require_lora(model: nn.Module) -> dict[str, LoRALinear]:
     if not layers:
         raise ValueError(f"{type(model).__name__} has no LoRA layers; call inject_lora first")
     return layers
+
+
+@contextlib.contextmanager
+def disable_adapter(model: nn.Module):
+    """Run ``model`` as its frozen base inside the ``with`` block (peft's ``disable_adapter()``).
+
+    Every LoRA layer returns W₀x alone, so the same weights serve as the reference model of DPO
+    and GRPO without a second copy. Refused on a merged model (W₀ is not stored apart then).
+    """
+    layers = _require_lora(model)
+    if any(layer.merged for layer in layers.values()):
+        raise ValueError("cannot disable a merged adapter (its update is inside W₀); unmerge() first")
+    for layer in layers.values():
+        layer.disabled = True
+    try:
+        yield model
+    finally:
+        for layer in layers.values():
+            layer.disabled = False
 
 
 def merge(model: nn.Module) -> None:

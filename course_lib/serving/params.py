@@ -23,7 +23,8 @@ class SamplingParams:
                    "a positive int or None"),
                   ("temperature", number(self.temperature) and 0 <= self.temperature <= 2, "a number in [0, 2]"),
                   ("top_p", number(self.top_p) and 0 < self.top_p <= 1, "a number in (0, 1]"),
-                  ("seed", self.seed is None or integer(self.seed), "an int or None"),
+                  ("seed", self.seed is None or (integer(self.seed) and -2**63 <= self.seed < 2**64),
+                   "an int or None (in [-2**63, 2**64), torch.Generator's range)"),
                   ("stop", isinstance(self.stop, tuple) and len(self.stop) <= 4
                    and all(isinstance(s, str) and s for s in self.stop), "a tuple of at most 4 non-empty strings")]
         for name, ok, expected in checks:

@@ -16,25 +16,19 @@ Scores equal the torch path's bit for bit: every sum is accumulated in float32 i
 ``s·(−2) + Σ_j C[cell, j, code_j]``, then ``+ dis0``); ``fastmath`` is off so nothing is reordered.
 Only ties may come out in another order (``torch.topk`` does not define its tie order).
 
-Compilation: ``cache=True`` when numba finds a writable cache folder (``__pycache__`` next to this
-file, else the user cache); on a read-only install without one it compiles once per process: ≈ 3.5 s
-(load 2) on the first call, which the benchmark's warm-up call absorbs; a cached load takes ≈ 0.6 s.
+Compilation (:func:`course_lib.vectordb.jit.compiled`): cached on disk where numba can write; on a
+read-only install without a cache it compiles once per process: ≈ 3.5 s (load 2) on the first call,
+which the benchmark's warm-up call absorbs; a cached load takes ≈ 0.6 s.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from course_lib.vectordb.jit import compiled
 
 
-def _jit(fn):
-    try:
-        return njit(cache=True, nogil=True)(fn)
-    except RuntimeError:     # "cannot cache function ...: no locator available" (read-only, no user cache)
-        return njit(cache=False, nogil=True)(fn)
-
-
-@_jit
+@compiled
 def _push(heap_key, heap_row, key, row):  # pragma: no cover - compiled
     """Put ``(key, row)`` in the k-sized min-heap on ``key`` in place of the root (the worst kept)."""
     k, i = heap_key.shape[0], 0
@@ -53,7 +47,7 @@ def _push(heap_key, heap_row, key, row):  # pragma: no cover - compiled
     heap_row[i] = row
 
 
-@_jit
+@compiled
 def _scan(codes_t, ids, offsets, sizes, probes, dis0, tables, cell_tables, l2, k):  # pragma: no cover - compiled
     nq, nprobe = probes.shape
     m = codes_t.shape[0]

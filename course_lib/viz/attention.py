@@ -19,7 +19,8 @@ or, from attention maps you already have (one ``(B, H, T_q, T_k)`` tensor per la
 * **model view** (tab 2): every layer × head as a small heatmap (each tile pooled to at most
   ``grid_cells`` cells and scaled to its own maximum); clicking a tile opens it in the head view.
 * masked cells (causal attention, detected from the weights) are grey, not zero (white).
-* static fallback: :func:`attention_figure` returns a ``go.Figure`` (``fig.show()`` renders in
+* static fallback: displaying the widget also saves its current head view as a plotly figure
+  (see :meth:`AttentionWidget._repr_mimebundle_`); :func:`attention_figure` returns a ``go.Figure`` (``fig.show()`` renders in
   a saved notebook), :func:`save_attention_png` writes a PNG with matplotlib (also a button).
 
 Everything ships with the Python packages (plotly's bundled widget JS via anywidget); nothing
@@ -35,6 +36,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import torch
 
 from course_lib.viz.attention_data import AttentionKind, AttentionMaps, from_model_output
@@ -144,6 +146,16 @@ class AttentionWidget(widgets.VBox):
     def figure(self) -> go.Figure:
         """The current head view as a static ``go.Figure`` (for ``fig.show()`` in saved notebooks)."""
         return self._static(*self.selection())
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget view plus the current head view as a static plotly figure.
+
+        JupyterLab draws the live widget (its renderer ranks first); GitHub, nbviewer and nbconvert,
+        which cannot run widgets, show the figure (``scripts/run_notebook.py`` adds its PNG).
+        """
+        bundle = super()._repr_mimebundle_(**kwargs)
+        bundle.update(pio.renderers["plotly_mimetype"].to_mimebundle(self.figure().to_dict()))
+        return bundle
 
     def save_png(self, path: str | Path | None = None) -> Path:
         """Write the current head view as a PNG (matplotlib); default name in ``png_dir``."""

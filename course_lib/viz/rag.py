@@ -1,6 +1,6 @@
 """Retrieval inspector (chapter 09): a query box → ranked chunks with every retriever's score, query terms marked.
 
-``inspector(bm25, dense, hybrid)`` returns an ipywidgets ``VBox``; ``inspect_html(query, ...)`` is the
+``inspector(bm25, dense, hybrid)`` returns an ipywidgets ``VBox`` (with a static HTML copy for GitHub); ``inspect_html(query, ...)`` is the
 HTML it shows (testable without a browser). Scores: BM25 and cosine for every chunk that the
 hybrid ranking returns, so a learner sees why RRF put a chunk where it is.
 """
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import re
+
+import ipywidgets as widgets
 
 from course_lib.rag.bm25 import tokenize
 
@@ -40,10 +42,23 @@ def inspect_html(query: str, bm25, dense, hybrid, k: int = 5, max_chars: int = 4
     return "<table style='font-size:12px'>" + "".join(rows) + "</table>"
 
 
-def inspector(bm25, dense, hybrid, query: str = "How do I pretty-print JSON?", k: int = 5):
-    """A text box and the :func:`inspect_html` table, refreshed when the query is submitted."""
-    import ipywidgets as widgets
+class RetrievalInspector(widgets.VBox):
+    """A query box over the :func:`inspect_html` table; displaying it also saves the table as HTML.
 
+    JupyterLab draws the live widget (its renderer ranks above HTML); GitHub, nbviewer and
+    nbconvert, which cannot run widgets, show the table of the query shown at display time.
+    """
+
+    def _repr_mimebundle_(self, **kwargs):
+        """The widget view plus the current query and table as ``text/html``."""
+        bundle = super()._repr_mimebundle_(**kwargs)
+        box, table = self.children
+        bundle["text/html"] = f"<p>query: <code>{html.escape(box.value)}</code></p>{table.value}"
+        return bundle
+
+
+def inspector(bm25, dense, hybrid, query: str = "How do I pretty-print JSON?", k: int = 5) -> RetrievalInspector:
+    """A text box and the :func:`inspect_html` table, refreshed when the query is submitted."""
     box = widgets.Text(value=query, description="query", continuous_update=False,
                        layout=widgets.Layout(width="80%"))
     out = widgets.HTML(inspect_html(query, bm25, dense, hybrid, k))
@@ -53,4 +68,4 @@ def inspector(bm25, dense, hybrid, query: str = "How do I pretty-print JSON?", k
             out.value = inspect_html(change["new"], bm25, dense, hybrid, k)
 
     box.observe(refresh, names="value")
-    return widgets.VBox([box, out])
+    return RetrievalInspector([box, out])
