@@ -190,7 +190,30 @@ def build(out: Path, work: Path | None = None) -> dict[str, int]:
     path, figures = stage(work)
     cfg = load_config(str(path), site_dir=str(out.resolve()))
     mkdocs_build(cfg)
+    drop_anchorless_sections(out / "search" / "search_index.json")
     return figures
+
+
+def drop_anchorless_sections(index_path: Path) -> int:
+    """Drop the search entries of sections whose heading got no anchor; returns how many went.
+
+    A heading with only Chinese in it (``## 小结``) gets an empty id from nbconvert, so its section's
+    entry has the page's own location. Material's search worker then has two entries for one location
+    and throws while highlighting ("Cannot read properties of undefined"), so every query that matches
+    such a section returns nothing. The page's own entry keeps the whole text, so nothing becomes
+    unsearchable.
+    """
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    seen, kept = set(), []
+    for doc in index["docs"]:
+        if "#" not in doc["location"] and doc["location"] in seen:
+            continue
+        seen.add(doc["location"])
+        kept.append(doc)
+    dropped = len(index["docs"]) - len(kept)
+    index["docs"] = kept
+    index_path.write_text(json.dumps(index, ensure_ascii=False), encoding="utf-8")
+    return dropped
 
 
 def main() -> int:

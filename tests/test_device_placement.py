@@ -27,8 +27,11 @@ class CharTokenizer:
     """One id per character (ids 1..98), 99 = ``<|im_end|>``: enough for the builders, no files."""
 
     END = "<|im_end|>"
+    special_tokens = {END: 99}
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, allow_special: bool = True) -> list[int]:
+        if not allow_special:                        # special strings stay text (chat_template.encode_chat)
+            return [1 + ord(c) % 98 for c in text]
         parts = text.split(self.END)
         ids = [1 + ord(c) % 98 for c in parts[0]]
         for part in parts[1:]:
