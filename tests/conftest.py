@@ -94,3 +94,13 @@ def tiny_llama():
     for p in model.parameters():  # sharper logits: the argmax is not decided by rounding
         p.data.mul_(4.0)
     return model
+
+
+@pytest.fixture(scope="module")
+def served(smollm2, smollm2_bpe):
+    """SmolLM2 behind the OpenAI-compatible server on loopback (4 slots, 512 tokens): ``(server, engine)``."""
+    from course_lib.serving import Engine, serve_in_background
+
+    engine = Engine(smollm2, smollm2_bpe, slots=4, max_len=512)
+    with serve_in_background(engine) as server:
+        yield server, engine

@@ -23,16 +23,9 @@ import torch
 
 from course_lib import pretrained
 from course_lib.generation import generate
-from course_lib.serving import MODEL_NAME, Engine, serve_in_background
+from course_lib.serving import MODEL_NAME
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-@pytest.fixture(scope="module")
-def served(smollm2, smollm2_bpe):
-    engine = Engine(smollm2, smollm2_bpe, slots=4, max_len=512)
-    with serve_in_background(engine) as server:
-        yield server, engine
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import torch
 from course_lib import pretrained
 from course_lib.chat import to_template_messages
 from course_lib.generation import generate
-from course_lib.serving import MODEL_NAME, Engine, serve_in_background
+from course_lib.serving import MODEL_NAME
 from course_lib.tokenizers.chat_template import ESC, encode_chat
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
@@ -31,13 +31,6 @@ TOOL_TURNS = [
         {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
     {"role": "tool", "tool_call_id": "call_1", "content": "22 C and sunny"},
 ]
-
-
-@pytest.fixture(scope="module")
-def served(smollm2, smollm2_bpe):
-    engine = Engine(smollm2, smollm2_bpe, slots=4, max_len=512)
-    with serve_in_background(engine) as server:
-        yield server, engine
 
 
 @pytest.fixture(scope="module")
