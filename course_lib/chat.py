@@ -139,7 +139,7 @@ class LocalChatModel:
 
     ``constraint(messages, tools)``, if given, is called before each reply and returns a logits
     processor for :func:`~course_lib.generation.generate_tokens` (or ``None`` for free text), e.g. a
-    grammar that lets the model write only a valid tool call (:mod:`course_lib.agent.constrained`).
+    grammar that lets the model write only a valid tool call (:mod:`course_lib.constrained.tool_calls`).
     """
 
     def __init__(self, model=None, tokenizer=None, name: str = "smollm2-135m-instruct", constraint=None):

@@ -270,7 +270,7 @@ def generate(model: Decoder, input_ids: torch.Tensor, max_new_tokens: int, **kwa
     ``pad_token_id`` (written after a row stopped), ``generator`` (a seeded ``torch.Generator``),
     ``logits_processor`` (``f(ids (B, T + t), logits (B, V)) -> logits``, HF's ``LogitsProcessor``
     convention, applied after the repetition penalty and before sampling: constrained decoding
-    masks logits here, ``course_lib.agent.constrained``).
+    masks logits here, ``course_lib.constrained.tool_calls``).
     """
     steps = [t[:, None] for t in generate_tokens(model, input_ids, max_new_tokens, **kwargs)]
     return torch.cat([input_ids, *steps], dim=1)

@@ -1,4 +1,4 @@
-"""Tool-schema validation and constrained decoding (course_lib.agent.schema / grammar / constrained).
+"""Tool-schema validation and constrained decoding (course_lib.constrained.schema / grammar / constrained).
 
 References: the ``jsonschema`` package (Draft 2020-12) decides validity everywhere; the token masks
 are checked against a brute-force walk of every token; SmolLM2's constrained calls must all parse
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from course_lib import tool_calls
-from course_lib.agent.constrained import (
+from course_lib.constrained.tool_calls import (
     DONE,
     TokenMasks,
     ToolCallGrammar,
@@ -24,8 +24,8 @@ from course_lib.agent.constrained import (
     generate_calls,
     token_bytes,
 )
-from course_lib.agent.grammar import Automaton, compile_schema
-from course_lib.agent.schema import check_schema, tool_schemas, validate, validate_call
+from course_lib.constrained.grammar import Automaton, compile_schema
+from course_lib.constrained.schema import check_schema, tool_schemas, validate, validate_call
 
 NAMES = ["city", "amount", "unit", "a", "b", "城市", "from", "to", "n"]
 SCALARS = ["C", "F", "", "é", 0, 1, -3, 2.5, True, False, None, "x y"]

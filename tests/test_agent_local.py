@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from course_lib.agent.constrained import ToolCallGrammar
+from course_lib.constrained.tool_calls import ToolCallGrammar
 from course_lib.agent.function_calling import FunctionCallingAgent
 from course_lib.agent.tools import ToolRegistry, calculator_tool, convert_units_tool
 from course_lib.chat import LocalChatModel

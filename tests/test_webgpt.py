@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from course_lib.agent.browser import LocalWeb, Quote, TextBrowser, python_topic_links
-from course_lib.agent.webgpt import check_support, evaluate, parse_command, run_episode, state_prompt
+from course_lib.webgpt.browser import LocalWeb, Quote, TextBrowser, python_topic_links
+from course_lib.webgpt.episode import check_support, evaluate, parse_command, run_episode, state_prompt
 from course_lib.chat import ChatReply, ScriptedChatModel
 
 DOCS = [

@@ -1,1 +1,1 @@
-"""Agents: tools, a Python sandbox, function calling, constrained decoding and the agent loops."""
+"""Agents (chapter 10): tools, a Python sandbox, function calling, and the ReAct and AutoGPT loops."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
-from course_lib.agent.browser import LocalWeb, Quote, TextBrowser, normalize_space
-from course_lib.agent.webgpt import check_support, content_words
+from course_lib.webgpt.browser import LocalWeb, Quote, TextBrowser, normalize_space
+from course_lib.webgpt.episode import check_support, content_words
 from course_lib.exercises import exercise
 
 _DOCS = [

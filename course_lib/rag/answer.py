@@ -9,7 +9,7 @@ ALCE). Two guards sit around the model:
 - **citation check**: every cited number must exist, and the cited passage must contain the
   content words of the sentence that cites it (a cheap lexical proxy for "the source supports it").
 
-A 135M model told to cite "like [1]" rarely writes a citation at all. :class:`CiteFirst` makes the
+A 135M model told to cite "like [1]" rarely writes a citation at all. :class:`~course_lib.constrained.CiteFirst` makes the
 format one it can follow: a logits processor (the hook constrained decoding uses, chapter 10) that
 opens the reply with ``[``, lets the model choose only among the source numbers, closes the bracket,
 and then lets it write freely. Which source it names, and whether the words after it come from that
@@ -23,8 +23,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-import torch
 
+from course_lib.constrained.cite_first import CiteFirst
 from course_lib.rag.bm25 import tokenize
 from course_lib.rag.llm import complete, stream_chat
 from course_lib.rag.types import Passage, Retriever, check_k, check_query
@@ -91,38 +91,6 @@ def check_citations(answer: str, sources: Sequence[Passage | str], min_overlap: 
             if share < min_overlap:
                 unsupported.append((n, sentence.strip()))
     return CitationCheck(bool(cited) and not invalid and not unsupported, cited, invalid, unsupported, support)
-
-
-class CiteFirst:
-    """Logits processor ``(ids (B, T), logits (B, V)) -> logits``: the reply opens with ``[n]``, 1 ≤ n ≤ ``n_sources``.
-
-    Step 0 allows only ``[``, step 1 only the digits ``1 … n_sources``, step 2 only tokens that start
-    with ``]`` (``]``, ``],``, ``].`` …); later steps are untouched. The step is counted from the
-    length of ``ids`` at the first call, so use one instance per reply (``LocalChatModel(constraint=...)``
-    builds one per reply).
-    """
-
-    def __init__(self, tokenizer, n_sources: int):
-        if isinstance(n_sources, bool) or not isinstance(n_sources, int) or not 1 <= n_sources <= 9:
-            raise ValueError(f"n_sources must be an int in [1, 9] (one digit), got {n_sources!r}")
-        pieces = [tokenizer.encode_ordinary(t) for t in ["[", *map(str, range(1, n_sources + 1))]]
-        if any(len(p) != 1 for p in pieces):
-            raise ValueError("the tokenizer must encode '[' and each digit as one token")
-        special = set(getattr(tokenizer, "special_tokens", {}).values())
-        close = [i for i, t in tokenizer.id_to_token.items() if t.startswith("]") and "[" not in t and i not in special]
-        self.steps = [[pieces[0][0]], [p[0] for p in pieces[1:]], sorted(close)]
-        self.start: int | None = None
-
-    def __call__(self, ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        if self.start is None:
-            self.start = ids.shape[1]
-        step = ids.shape[1] - self.start
-        if step >= len(self.steps):
-            return logits
-        masked = torch.full_like(logits, float("-inf"))                  # (B, V)
-        allowed = self.steps[step]
-        masked[:, allowed] = logits[:, allowed]
-        return masked
 
 
 @dataclass

@@ -7,7 +7,7 @@ the tool subset becomes a small tree of matchers:
 
 - ``Literal`` (fixed bytes: ``{"city": ``), ``Choice`` (alternatives: enum values, tool names,
   ``true|false``), ``Seq`` (one after the other), ``Items`` (array elements with ``minItems``/
-  ``maxItems``) and, from :mod:`course_lib.agent.json_values`, ``String`` (UTF-8
+  ``maxItems``) and, from :mod:`course_lib.constrained.json_values`, ``String`` (UTF-8
   well-formed by Unicode Table 3-7, JSON escapes, optional ``minLength``/``maxLength``),
   ``Number`` (``-?(0|[1-9][0-9]*)(\\.[0-9]+)?``, with ``minimum``/``maximum`` kept reachable).
 
@@ -27,8 +27,8 @@ from __future__ import annotations
 import json
 from fractions import Fraction
 
-from course_lib.agent.json_values import Number, String
-from course_lib.agent.schema import check_schema, is_valid
+from course_lib.constrained.json_values import Number, String
+from course_lib.constrained.schema import check_schema, is_valid
 
 
 def merge(into: dict, moves: dict) -> dict:

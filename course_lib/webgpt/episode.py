@@ -19,7 +19,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from course_lib.agent.browser import COMMANDS, LocalWeb, Quote, TextBrowser, normalize_space
+from course_lib.webgpt.browser import COMMANDS, LocalWeb, Quote, TextBrowser, normalize_space
 
 SYSTEM = ("You answer questions about Python by browsing its documentation. Reply with exactly one command:\n"
           "search: <query> | click: <link number> | scroll: down | find: <text> | "

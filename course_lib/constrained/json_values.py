@@ -1,4 +1,4 @@
-"""Byte-level matchers for JSON strings and numbers, the leaves of :mod:`course_lib.agent.grammar`.
+"""Byte-level matchers for JSON strings and numbers, the leaves of :mod:`course_lib.constrained.grammar`.
 
 A matcher has ``start() -> [state]``, ``moves(state) -> {byte: [state]}`` and ``final(state)``; its
 states are hashable tuples or strings. ``String`` follows RFC 8259 §7 (escapes; raw control

@@ -2,7 +2,7 @@
 
 The idea is outlines' (Willard & Louf 2023, "Efficient Guided Generation for Large Language
 Models", §3–4) and llama.cpp's GBNF sampling: compile the output language into an automaton
-(:mod:`course_lib.agent.grammar`), and before each token keep only the vocabulary entries whose
+(:mod:`course_lib.constrained.grammar`), and before each token keep only the vocabulary entries whose
 bytes the automaton can read from its current state. The language here is one call
 
     {"name": "<one of the tools>", "arguments": {...the tool's JSON Schema...}}
@@ -33,8 +33,8 @@ import bisect
 
 import torch
 
-from course_lib.agent.grammar import Automaton, Choice, compile_schema, tool_call_schema
-from course_lib.agent.schema import tool_schemas
+from course_lib.constrained.grammar import Automaton, Choice, compile_schema, tool_call_schema
+from course_lib.constrained.schema import tool_schemas
 
 DONE = -2  # a row that has written EOS
 
@@ -50,7 +50,7 @@ def token_bytes(tokenizer) -> list[bytes | None]:
 
 
 class TokenMasks:
-    """Allowed-token masks of an :class:`~course_lib.agent.grammar.Automaton` over a vocabulary.
+    """Allowed-token masks of an :class:`~course_lib.constrained.grammar.Automaton` over a vocabulary.
 
     ``vocab[i]`` is the bytes of token ``i`` (``None``: never allowed, e.g. special tokens);
     ``eos_id`` is allowed exactly in accepting states. With ``encode`` (text -> ids, the tokenizer's
