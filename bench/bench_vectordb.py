@@ -25,7 +25,7 @@ from course_lib.vectordb import (
     IVFPQIndex,
     clustered_vectors,
     exact_search,
-    recall_at_k,
+    knn_recall,
 )
 
 
@@ -70,7 +70,7 @@ def _curves(ours, ref, params, xq, truth, rounds: int = 3):
     for p in params:
         times = interleaved({"ours": lambda p=p: ours(p), "ref": lambda p=p: ref(p)}, rounds=rounds)
         for side, fn in (("ours", ours), ("ref", ref)):
-            curve[side].append((p, recall_at_k(fn(p)[1], truth), len(xq) / times[side]))
+            curve[side].append((p, knn_recall(fn(p)[1], truth), len(xq) / times[side]))
     return curve
 
 

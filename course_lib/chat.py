@@ -11,8 +11,10 @@ parameters}}`` JSON Schema), the de-facto standard every engine speaks.
   the system message and a reply that is one JSON object ``{"tool": name, "args": {...}}`` (the
   course's format from :mod:`course_lib.tool_calls`, the one chapter 05's LoRA adapter learns)
   becomes a tool call; ``role: tool`` results come back as user turns (its template has no tool role),
-  :func:`to_template_messages`. Messages are checked by the one
-  :func:`~course_lib.tokenizers.chat_template.check_messages` (re-exported here).
+  :func:`~course_lib.text_decoding.to_template_messages`. Messages are checked by the one
+  :func:`~course_lib.text_decoding.check_messages` and the reply is detokenised, stop strings
+  included, by :class:`~course_lib.text_decoding.TextStream` (all three re-exported or used from
+  :mod:`course_lib.text_decoding`, the layer the server shares).
 - :class:`OpenAIChatModel`: the official ``openai`` client; base URL, key and model from arguments
   or the environment (``OPENAI_BASE_URL``, ``OPENAI_API_KEY``, ``COURSE_CHAT_MODEL``).
 - :class:`ScriptedChatModel`: a test double that replays a fixed transcript and records what it saw.
@@ -29,7 +31,14 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from course_lib.tokenizers.chat_template import check_messages, encode_chat
+from course_lib.text_decoding import (
+    TextStream,
+    check_messages,
+    check_stop,
+    to_template_messages,
+    tools_system_prompt,
+)
+from course_lib.tokenizers.chat_template import encode_chat
 
 
 @dataclass(frozen=True)
@@ -74,25 +83,10 @@ class ChatModel(Protocol):
     def stream(self, messages: list[dict], **kwargs) -> Iterator[str]: ...
 
 
-def _check_options(max_tokens, stop) -> list[str]:
+def _check_options(max_tokens, stop) -> tuple[str, ...]:
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
-    stop = [stop] if isinstance(stop, str) else list(stop or [])
-    if not all(isinstance(s, str) and s for s in stop):
-        raise ValueError(f"stop must be a non-empty string or a list of them, got {stop!r}")
-    return stop
-
-
-def tools_system_prompt(tools: list[dict]) -> str:
-    """A system message listing OpenAI-format tools and the course's JSON call format."""
-    lines = ["You can call these tools:"]
-    for t in tools:
-        fn = t.get("function", t)
-        params = ", ".join(fn.get("parameters", {}).get("properties", {}))
-        lines.append(f"- {fn['name']}({params}): {fn.get('description', '')}")
-    lines.append('To call a tool, answer with one JSON object {"tool": <name>, "args": {...}} and nothing else. '
-                 "Otherwise answer in plain text.")
-    return "\n".join(lines)
+    return check_stop(stop)
 
 
 def parse_tool_call(text: str, tools: list[dict]) -> ToolCall | None:
@@ -105,33 +99,6 @@ def parse_tool_call(text: str, tools: list[dict]) -> ToolCall | None:
     if not isinstance(obj, dict) or obj.get("tool") not in names or not isinstance(obj.get("args"), dict):
         return None
     return ToolCall(obj["tool"], obj["args"])
-
-
-def to_template_messages(messages: list[dict], tools: list[dict] | None = None) -> list[dict]:
-    """OpenAI messages -> plain-text turns for SmolLM2's template (tool calls written as the course's JSON).
-
-    ``developer`` (OpenAI's newer name for system) becomes ``system``; ``tool`` results become user turns.
-    """
-    out = []
-    for m in messages:
-        content = m.get("content") or ""
-        if m.get("tool_calls"):
-            calls = [{"tool": c["function"]["name"], "args": json.loads(c["function"]["arguments"])}
-                     for c in m["tool_calls"]]
-            content = "\n".join(json.dumps(c) for c in calls)
-        if m["role"] == "tool":  # SmolLM2's template has no tool role: the result comes back as a user turn
-            out.append({"role": "user", "content": f"Tool result: {content}"})
-        elif m["role"] == "developer":
-            out.append({"role": "system", "content": content})
-        else:
-            out.append({"role": m["role"], "content": content})
-    if tools:
-        system = tools_system_prompt(tools)
-        if out[0]["role"] == "system":
-            out[0] = {"role": "system", "content": out[0]["content"] + "\n\n" + system}
-        else:
-            out.insert(0, {"role": "system", "content": system})
-    return out
 
 
 class LocalChatModel:
@@ -165,7 +132,7 @@ class LocalChatModel:
     def prompt_ids(self, messages: list[dict], tools: list[dict] | None = None) -> list[int]:
         """Token ids of the chat prompt, ending with the assistant header (special strings in contents stay text)."""
         from course_lib.pretrained import smollm2_chat_prompt
-        return encode_chat(self.tokenizer, to_template_messages(check_messages(messages), tools), smollm2_chat_prompt)
+        return encode_chat(self.tokenizer, to_template_messages(messages, tools), smollm2_chat_prompt)
 
     def _pieces(self, messages, tools=None, max_tokens=256, temperature=0.0, top_p=None, stop=None,
                 seed=None, state: dict | None = None) -> Iterator[str]:
@@ -179,8 +146,7 @@ class LocalChatModel:
         generator = None if seed is None else torch.Generator(device=device).manual_seed(seed)
         state = {} if state is None else state
         state.update(prompt_tokens=len(ids), completion_tokens=0, finish_reason="length")
-        generated: list[int] = []
-        emitted = 0
+        text = TextStream(tok, stop)
         processor = self.constraint(messages, tools) if self.constraint is not None else None
         prompt = torch.tensor([ids], device=device)                                     # (1, T)
         for token in generate_tokens(self.model, prompt, max_tokens, temperature=temperature,
@@ -189,23 +155,13 @@ class LocalChatModel:
             if int(token[0]) in ends:
                 state["finish_reason"] = "stop"
                 break
-            generated.append(int(token[0]))
-            text = tok.decode(generated, skip_special_tokens=True)
-            cut = min((text.find(s) for s in stop if s in text), default=-1)  # never inside emitted text
-            if cut >= 0:
-                if cut > emitted:
-                    yield text[emitted:cut]
+            if piece := text.push(int(token[0])):
+                yield piece
+            if text.stopped:
                 state["finish_reason"] = "stop"
                 return
-            # hold back a possible stop-string prefix and an unfinished UTF-8 character
-            hold = max((len(s) - 1 for s in stop), default=0)
-            safe = len(text) - hold
-            if not text.endswith("\ufffd") and safe > emitted:
-                yield text[emitted:safe]
-                emitted = safe
-        text = tok.decode(generated, skip_special_tokens=True)
-        if len(text) > emitted:
-            yield text[emitted:]
+        if piece := text.finish():
+            yield piece
 
     def chat(self, messages, *, tools=None, max_tokens=256, temperature=0.0, top_p=None, stop=None,
              seed=None) -> ChatReply:
@@ -237,7 +193,7 @@ class OpenAIChatModel:
         stop = _check_options(max_tokens, stop)
         kwargs = {"model": self.name, "messages": check_messages(messages), "max_tokens": max_tokens,
                   "temperature": temperature}
-        kwargs.update({k: v for k, v in (("tools", tools), ("top_p", top_p), ("stop", stop or None),
+        kwargs.update({k: v for k, v in (("tools", tools), ("top_p", top_p), ("stop", list(stop) or None),
                                           ("seed", seed)) if v is not None})
         return kwargs
 

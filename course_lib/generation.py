@@ -27,6 +27,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from course_lib.text_decoding import TextStream
+
 
 def _check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
     if not isinstance(temperature, (int, float)) or temperature < 0:
@@ -280,19 +282,14 @@ def stream(model: Decoder, tokenizer, input_ids: torch.Tensor, max_new_tokens: i
     """Yield the continuation of one prompt ``(1, T)`` as text pieces while it is generated.
 
     A byte-level token can end in the middle of a UTF-8 character (a Chinese character or emoji
-    spans several tokens), so a piece is released only once it decodes without U+FFFD.
-    ``tokenizer.decode(ids, skip_special_tokens=True)`` turns ids into text.
+    spans several tokens): :class:`~course_lib.text_decoding.Detokenizer` holds its bytes back until
+    it completes, so the pieces join to ``tokenizer.decode(ids, skip_special_tokens=True)``.
     """
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         raise ValueError(f"stream takes one prompt of shape (1, T), got {tuple(input_ids.shape)}")
-    generated: list[int] = []
-    emitted = 0
+    text = TextStream(tokenizer)
     for token in generate_tokens(model, input_ids, max_new_tokens, **kwargs):
-        generated.append(int(token[0]))
-        text = tokenizer.decode(generated, skip_special_tokens=True)
-        if not text.endswith("\ufffd") and len(text) > emitted:
-            yield text[emitted:]
-            emitted = len(text)
-    text = tokenizer.decode(generated, skip_special_tokens=True)
-    if len(text) > emitted:
-        yield text[emitted:]
+        if piece := text.push(int(token[0])):
+            yield piece
+    if piece := text.finish():
+        yield piece

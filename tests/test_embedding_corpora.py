@@ -9,11 +9,11 @@ import platform
 import pytest
 
 from course_lib import corpus
-from course_lib.embedding.corpora import lee_sentences, python_docs_sentences, split_sentences, tokenize
+from course_lib.embedding.corpora import lee_sentences, python_docs_sentences, split_sentences, split_words
 
 
 def test_tokenize_keeps_identifiers_and_drops_punctuation():
-    assert tokenize("Raise a ValueError in __init__() (see os.path.join, 3.14)") == [
+    assert split_words("Raise a ValueError in __init__() (see os.path.join, 3.14)") == [
         "raise", "valueerror", "in", "init", "see", "os", "path", "join"]
 
 
@@ -47,7 +47,7 @@ def test_python_docs_corpus_size_and_content():
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (lambda: tokenize(b"bytes"), TypeError, "text must be a str"),
+    (lambda: split_words(b"bytes"), TypeError, "text must be a str"),
     (lambda: split_sentences(None), TypeError, "text must be a str"),
     (lambda: python_docs_sentences(min_words=0), ValueError, "min_words must be a positive int"),
 ])

@@ -20,7 +20,7 @@ from course_lib.vectordb import (
     ProductQuantizer,
     clustered_vectors,
     exact_search,
-    recall_at_k,
+    knn_recall,
 )
 from course_lib.vectordb.kmeans import kmeans
 
@@ -70,7 +70,7 @@ def faiss_ivf_recall(index, seed: int, nprobe: int, xb, xq, truth) -> float:
     index.train(xb)
     index.add(xb)
     index.nprobe = nprobe
-    return recall_at_k(index.search(xq, 10)[1], truth)
+    return knn_recall(index.search(xq, 10)[1], truth)
 
 
 @pytest.mark.parametrize("metric", ["ip", "l2"])
@@ -81,12 +81,12 @@ def test_ivf_flat_recall_within_002_of_faiss(data, metric):
         index = IVFFlatIndex(DIM, 32, metric)
         index.train(xb, seed=seed)
         index.add(xb)
-        ours.append(recall_at_k(index.search(xq, 10, nprobe=1)[1], truth[metric]))
+        ours.append(knn_recall(index.search(xq, 10, nprobe=1)[1], truth[metric]))
         ref.append(faiss_ivf_recall(faiss.IndexIVFFlat(faiss_flat(metric), DIM, 32, FAISS_METRIC[metric]),
                                     seed, 1, xb, xq, truth[metric]))
     assert np.mean(ours) >= np.mean(ref) - 0.02, (ours, ref)
     # all cells probed = exact search
-    assert recall_at_k(index.search(xq, 10, nprobe=32)[1], truth[metric]) == 1.0
+    assert knn_recall(index.search(xq, 10, nprobe=32)[1], truth[metric]) == 1.0
 
 
 def test_pq_adc_equals_distance_to_decoded_vectors(data):
@@ -113,11 +113,11 @@ def test_ivfpq_recall_within_002_of_faiss_and_rerank_helps(data, metric):
         index = IVFPQIndex(DIM, 32, m=8, metric=metric, keep_vectors=True)
         index.train(xb, seed=seed)
         index.add(xb)
-        ours.append(recall_at_k(index.search(xq, 10, nprobe=4)[1], truth[metric]))
+        ours.append(knn_recall(index.search(xq, 10, nprobe=4)[1], truth[metric]))
         ref.append(faiss_ivf_recall(faiss.IndexIVFPQ(faiss_flat(metric), DIM, 32, 8, 8, FAISS_METRIC[metric]),
                                     seed, 4, xb, xq, truth[metric]))
     assert np.mean(ours) >= np.mean(ref) - 0.02, (ours, ref)
-    reranked = recall_at_k(index.search(xq, 10, nprobe=4, rerank=8)[1], truth[metric])
+    reranked = knn_recall(index.search(xq, 10, nprobe=4, rerank=8)[1], truth[metric])
     assert reranked > ours[-1] + 0.2, (reranked, ours[-1])
 
 
@@ -134,8 +134,8 @@ def test_hnsw_recall_within_002_of_hnswlib(data, metric):
     ref.add_items(xb)
     for ef in (10, 20):
         ref.set_ef(ef)
-        ours = recall_at_k(index.search(xq, 10, ef=ef)[1], truth)
-        theirs = recall_at_k(ref.knn_query(xq, k=10)[0], truth)
+        ours = knn_recall(index.search(xq, 10, ef=ef)[1], truth)
+        theirs = knn_recall(ref.knn_query(xq, k=10)[0], truth)
         assert ours >= theirs - 0.02, (ef, ours, theirs)
     # structure: ~1/M of the nodes per layer up, degree caps M0 = 2M and M
     counts = index.level_counts()

@@ -1,22 +1,30 @@
-"""Tools and a tool-calling agent chain, built from the chain pieces.
+"""Chapter 10's tools and function-calling loop as steps of a chain.
 
 Reference design: LangChain's ``@tool`` (a function → name, description, JSON-Schema arguments;
-https://python.langchain.com/docs/concepts/tools/) and the classic ``AgentExecutor`` loop
-(model with tools bound → run the requested tools → feed results back → until a plain answer or
-``max_steps``; its output dict ``{"input", "output", "intermediate_steps"}``). The model is any
+https://python.langchain.com/docs/concepts/tools/) and the classic ``AgentExecutor`` (model with
+tools bound → run the requested tools → feed results back → until a plain answer or ``max_steps``;
+its output dict ``{"input", "output", "intermediate_steps"}``).
+
+Nothing here re-implements chapter 10: a tool *is* :class:`course_lib.agent.tools.Tool` (name,
+description, JSON Schema, function), which :func:`tool` builds from a typed, documented function
+and :class:`ToolRunnable` wraps as a Runnable; :class:`ToolAgent` runs
+:class:`course_lib.agent.function_calling.FunctionCallingAgent` (the one function-calling loop: schema
+checks, errors sent back to the model, a broken call answered with an error) and reports its
+:class:`~course_lib.agent.trace.Trace` as LangChain's output dict. The model is any
 :class:`course_lib.chat.ChatModel`; tool calls use OpenAI's format, which
 :class:`~course_lib.chat.LocalChatModel` maps to the course's ``{"tool": ..., "args": {...}}`` JSON.
-Chapter 10 builds the full ReAct and function-calling loops (``course_lib.agent``); this is the
-same idea written as a chain.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import typing
 from collections.abc import Callable, Mapping
 
+from course_lib.agent.function_calling import FunctionCallingAgent
+from course_lib.agent.tools import Tool
 from course_lib.chains.base import Runnable
 from course_lib.chains.models import ChatModelRunnable
 from course_lib.chains.prompts import ChatPromptTemplate
@@ -45,64 +53,92 @@ def arg_descriptions(doc: str) -> dict[str, str]:
     return out
 
 
-class Tool(Runnable):
-    """A function the model may call: ``invoke({"arg": value})`` → ``func(arg=value)``."""
+def function_schema(func: Callable) -> dict:
+    """The JSON Schema of ``func``'s arguments, as langchain-core's ``convert_to_openai_tool`` writes it."""
+    params = inspect.signature(func).parameters.values()
+    docs = arg_descriptions(inspect.getdoc(func) or "")
+    try:
+        hints = typing.get_type_hints(func)
+    except (NameError, TypeError):  # an annotation that does not resolve: treat the argument as a string
+        hints = {}
+    return {
+        "type": "object",
+        "properties": {p.name: {**({"description": docs[p.name]} if p.name in docs else {}),
+                                **({} if p.default is inspect.Parameter.empty else {"default": p.default}),
+                                "type": JSON_TYPES.get(hints.get(p.name), "string")} for p in params},
+        "required": [p.name for p in params if p.default is inspect.Parameter.empty],
+    }
 
-    def __init__(self, func: Callable, name: str | None = None, description: str | None = None):
-        if not callable(func):
-            raise TypeError(f"a tool wraps a callable, got {type(func).__name__}")
-        self.func = func
-        self._name = name or func.__name__
-        # the docstring before its "Args:" section, whitespace collapsed (as langchain-core's convert_to_openai_tool)
-        self.description = description or " ".join((inspect.getdoc(func) or "").split("Args:")[0].split())
-        params = inspect.signature(func).parameters.values()
-        docs = arg_descriptions(inspect.getdoc(func) or "")
-        try:
-            hints = typing.get_type_hints(func)
-        except (NameError, TypeError):  # an annotation that does not resolve: treat the argument as a string
-            hints = {}
-        self.parameters = {
-            "type": "object",
-            "properties": {p.name: {**({"description": docs[p.name]} if p.name in docs else {}),
-                                    **({} if p.default is inspect.Parameter.empty else {"default": p.default}),
-                                    "type": JSON_TYPES.get(hints.get(p.name), "string")} for p in params},
-            "required": [p.name for p in params if p.default is inspect.Parameter.empty],
-        }
 
-    @property
-    def name(self) -> str:
-        return self._name
+def function_tool(func: Callable, name: str | None = None, description: str | None = None) -> Tool:
+    """An agent :class:`~course_lib.agent.tools.Tool` from a typed, documented function.
+
+    The description is the docstring before its ``Args:`` section, whitespace collapsed (as
+    langchain-core's); the tool answers ``str(func(**args))``, since an agent's tool answers text.
+    """
+    if not callable(func):
+        raise TypeError(f"a tool wraps a callable, got {type(func).__name__}")
+    description = description or " ".join((inspect.getdoc(func) or "").split("Args:")[0].split())
+
+    @functools.wraps(func)
+    def as_text(**arguments) -> str:
+        return str(func(**arguments))
+
+    return Tool(name or func.__name__, description, function_schema(func), as_text)
+
+
+class ToolRunnable(Runnable):
+    """A :class:`~course_lib.agent.tools.Tool` as a step of a chain: ``invoke({"arg": value})`` → ``func(arg=value)``.
+
+    ``func`` is the function's own value (a number stays a number); without it, the tool's text answer.
+    """
+
+    def __init__(self, tool: Tool, func: Callable | None = None):
+        if not isinstance(tool, Tool):
+            raise TypeError(f"tool must be a course_lib.agent.tools.Tool, got {type(tool).__name__}")
+        self.tool, self.func = tool, func or tool.function
+
+    name = property(lambda self: self.tool.name, doc="The tool's name.")
+    description = property(lambda self: self.tool.description, doc="What the tool does (for the model).")
+    parameters = property(lambda self: self.tool.parameters, doc="The JSON Schema of its arguments.")
 
     def spec(self) -> dict:
         """The OpenAI tool entry ``{"type": "function", "function": {name, description, parameters}}``."""
-        return {"type": "function",
-                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+        return self.tool.to_openai()
 
     def invoke(self, input, config=None):
         if not isinstance(input, Mapping):
             raise TypeError(f"tool {self.name!r} takes a dict of arguments, got {type(input).__name__}")
-        missing = [a for a in self.parameters["required"] if a not in input]
-        unknown = [a for a in input if a not in self.parameters["properties"]]
+        missing = [a for a in self.parameters.get("required", []) if a not in input]
+        unknown = [a for a in input if a not in self.parameters.get("properties", {})]
         if missing or unknown:
             raise ValueError(f"tool {self.name!r}: missing arguments {missing}, unknown arguments {unknown}; "
-                             f"expected {list(self.parameters['properties'])}")
+                             f"expected {list(self.parameters.get('properties', {}))}")
         return self.func(**input)
 
 
-def tool(func: Callable) -> Tool:
-    """Decorator: ``@tool`` turns a typed, documented function into a :class:`Tool`."""
-    return Tool(func)
+def tool(func: Callable) -> ToolRunnable:
+    """Decorator: ``@tool`` turns a typed, documented function into a :class:`ToolRunnable` over an agent ``Tool``."""
+    return ToolRunnable(function_tool(func), func)
+
+
+def as_agent_tool(t) -> Tool:
+    """An agent ``Tool`` from a :class:`ToolRunnable`, a ``Tool`` or a plain function."""
+    return t.tool if isinstance(t, ToolRunnable) else t if isinstance(t, Tool) else function_tool(t)
 
 
 class ToolAgent(Runnable):
-    """question → prompt → (model with tools ⇄ tools)* → ``{"input", "output", "intermediate_steps"}``.
+    """question → prompt → chapter 10's function-calling loop → ``{"input", "output", "intermediate_steps"}``.
 
     ``prompt`` renders the first messages from ``{"input": question}``; few-shot turns in it show a
-    small model the call format (chapter 12 does that for SmolLM2)."""
+    small model the call format (chapter 12 does that for SmolLM2). ``options`` are the model's call
+    options (``max_tokens`` default 256, ``temperature``, ``stop``...). Each intermediate step is
+    ``(tool name, arguments, observation)``; a failed call's observation starts with ``"Error: "``.
+    """
 
     def __init__(self, model, tools: list, *, prompt: ChatPromptTemplate = AGENT_PROMPT, max_steps: int = 5,
                  **options):
-        tools = [t if isinstance(t, Tool) else Tool(t) for t in tools]
+        tools = [as_agent_tool(t) for t in tools]
         if not tools:
             raise ValueError("ToolAgent needs at least one tool")
         if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
@@ -112,32 +148,18 @@ class ToolAgent(Runnable):
         llm = model if isinstance(model, ChatModelRunnable) else ChatModelRunnable(model, **options)
         self.llm, self.tools = llm.bind_tools(tools), {t.name: t for t in tools}
         self.prompt, self.max_steps = prompt, max_steps
-
-    def run_tool(self, name: str, arguments: dict, config=None) -> str:
-        """A tool's result as text; errors go back to the model as text too (it may try again)."""
-        if name not in self.tools:
-            return f"Error: unknown tool {name!r}; available: {sorted(self.tools)}"
-        try:
-            return str(self.tools[name].invoke(arguments, config))
-        except Exception as e:  # the model sees its mistake instead of the chain crashing
-            return f"Error: {type(e).__name__}: {e}"
+        self.agent = FunctionCallingAgent(self.llm, tools, max_steps=max_steps,
+                                          max_tokens=self.llm.options.get("max_tokens", 256),
+                                          temperature=self.llm.options.get("temperature", 0.0))
 
     def invoke(self, input, config=None) -> dict:
         question = input.get("input") if isinstance(input, Mapping) else input
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f"ToolAgent takes a question string or {{'input': question}}, got {input!r}")
-        messages = self.prompt.invoke({"input": question})
-        steps = []
-        for _ in range(self.max_steps):
-            reply = self.llm.invoke(messages, config)
-            if not reply.tool_calls:
-                return {"input": question, "output": reply.content, "intermediate_steps": steps}
-            messages.append(reply.message())
-            for call in reply.tool_calls:
-                result = self.run_tool(call.name, call.arguments, config)
-                steps.append((call.name, call.arguments, result))
-                messages.append({"role": "tool", "tool_call_id": call.id, "content": result})
-        return {"input": question, "output": STOPPED, "intermediate_steps": steps}
+        trace = self.agent.run(self.prompt.invoke({"input": question}))
+        steps = [(s.action, s.arguments or {}, s.observation) for s in trace.steps if s.kind != "final"]
+        output = trace.answer if trace.stop_reason == "final_answer" else STOPPED
+        return {"input": question, "output": output, "intermediate_steps": steps}
 
     def _draw(self, g, sources):
         model = g.add(self.llm.name, sources)

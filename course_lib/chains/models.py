@@ -50,11 +50,17 @@ class ChatModelRunnable(Runnable):
         return ChatModelRunnable(self.model, **{**self.options, **options})
 
     def bind_tools(self, tools: list) -> ChatModelRunnable:
-        """Offer tools (OpenAI tool specs, or :class:`course_lib.chains.agent.Tool` objects)."""
-        return self.bind(tools=[t.spec() if hasattr(t, "spec") else t for t in tools])
+        """Offer tools: OpenAI tool specs, :class:`course_lib.agent.tools.Tool` or
+        :class:`~course_lib.chains.agent.ToolRunnable` objects."""
+        return self.bind(tools=[t.spec() if hasattr(t, "spec") else t.to_openai() if hasattr(t, "to_openai") else t
+                                for t in tools])
+
+    def chat(self, messages, **options) -> ChatReply:
+        """The model's ``chat`` with the bound options (and ``options`` over them): a bound runnable is a ChatModel too."""
+        return self.model.chat(as_messages(messages), **{**self.options, **options})
 
     def invoke(self, input, config=None) -> ChatReply:
-        return self.model.chat(as_messages(input), **self.options)
+        return self.chat(input)
 
     def stream(self, input, config=None):
         options = {k: v for k, v in self.options.items() if k != "tools"}  # a streamed reply is text

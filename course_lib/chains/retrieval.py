@@ -13,9 +13,10 @@ interface, :mod:`course_lib.rag`: BM25, dense, hybrid); a passage needs ``.text`
 
 from __future__ import annotations
 
-from course_lib.chains.base import Runnable, RunnablePassthrough
+from course_lib.chains.base import Runnable
 from course_lib.chains.models import ChatModelRunnable
 from course_lib.chains.parsers import StrOutputParser
+from course_lib.chains.passthrough import RunnablePassthrough
 from course_lib.chains.prompts import ChatPromptTemplate
 
 RAG_PROMPT = ChatPromptTemplate([

@@ -4,7 +4,7 @@
   tokenised with gensim's ``simple_preprocess``, the form gensim's own tutorials train on.
 - :func:`python_docs_sentences` — the Python documentation's help topics (``pydoc_data.topics``, in
   the standard library) cut into sentences by :func:`course_lib.corpus.split_sentences` (the library's
-  one splitter, imported here) and words by :func:`tokenize`.
+  one splitter, imported here) and words by :func:`split_words`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from course_lib.data import python_docs_topics
 _WORD = re.compile(r"[a-z_][a-z0-9_]*")
 
 
-def tokenize(text: str) -> list[str]:
+def split_words(text: str) -> list[str]:
     """Lower-cased identifier-like words of ``text`` with their ``_`` trimmed, at least 2 characters.
 
     ``"Raise a ValueError in __init__()"`` → ``["raise", "valueerror", "in", "init"]``; numbers and
@@ -35,7 +35,7 @@ def python_docs_sentences(min_words: int = 2) -> list[list[str]]:
         raise ValueError(f"min_words must be a positive int, got {min_words!r}")
     out = []
     for text in python_docs_topics().values():
-        out += [words for words in map(tokenize, split_sentences(text)) if len(words) >= min_words]
+        out += [words for words in map(split_words, split_sentences(text)) if len(words) >= min_words]
     return out
 
 

@@ -10,7 +10,7 @@ from course_lib.vectordb.hnsw import HNSWIndex
 from course_lib.vectordb.hybrid import reciprocal_rank_fusion
 from course_lib.vectordb.ivfpq import IVFPQIndex
 from course_lib.vectordb.kmeans import assign
-from course_lib.vectordb.synthetic import clustered_vectors, recall_at_k
+from course_lib.vectordb.synthetic import clustered_vectors, knn_recall
 
 
 def _tombstones_post_filter(index, q, k, ef, deleted):    # wrong: ANN top-k, then drop the deleted ones
@@ -42,7 +42,7 @@ def check_tombstones(fn) -> str:
         assert len(ids) == 10, f"每个查询应返回 k=10 个未删除的 id，得到 {len(ids)} 个：被跳过的点不能占用 k 个名额"
         assert not deleted[ids].any(), f"已删除的点出现在结果里：{ids[deleted[ids]].tolist()}"
         got.append(ids)
-    recall = recall_at_k(np.stack(got), truth)
+    recall = knn_recall(np.stack(got), truth)
     assert recall >= 0.9, f"对未删除点暴力搜索 (brute force) 的召回率 (recall@10) 只有 {recall:.3f}，应 ≥ 0.9"
     return f"删除 30% 的点后召回率 {recall:.3f}：墓碑点照样当路标，只是不进结果 (hnswlib 的 markDelete 也是这样)。"
 

@@ -5,7 +5,7 @@ Routes follow the OpenAI API reference (platform.openai.com/docs/api-reference),
 
 - ``GET /v1/models``, ``GET /v1/models/{id}``: the one served model;
 - ``POST /v1/chat/completions``: ``messages`` (every OpenAI role: ``developer`` as system, an
-  assistant's ``tool_calls`` and ``tool`` results as text turns, :func:`course_lib.chat.to_template_messages`)
+  assistant's ``tool_calls`` and ``tool`` results as text turns, :func:`course_lib.text_decoding.to_template_messages`)
   rendered by the model's chat template; special-token strings inside contents stay text
   (:func:`~course_lib.tokenizers.chat_template.encode_chat`), so a user cannot forge a turn;
 - ``POST /v1/completions``: a raw ``prompt`` (special tokens in it are the real ones, as in vLLM);
@@ -34,11 +34,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 
-from course_lib.chat import to_template_messages
 from course_lib.serving.engine import ContextLengthError, Engine
 from course_lib.serving.errors import APIError, ASCIIJSONResponse, BodyLimit, install_error_handlers
 from course_lib.serving.protocol import ChatRequest, CompletionRequest, Params
-from course_lib.tokenizers.chat_template import check_messages, encode_chat
+from course_lib.text_decoding import to_template_messages
+from course_lib.tokenizers.chat_template import encode_chat
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: far above any prompt that fits SmolLM2's 8k context
 
@@ -215,7 +215,7 @@ def create_app(engine: Engine, model_name: str = "smollm2-135m-instruct", chat_p
 
         def prompt_ids() -> list[int]:
             try:
-                turns = to_template_messages(check_messages(messages))
+                turns = to_template_messages(messages)  # the one message check, as in course_lib.chat
             except (ValueError, TypeError, KeyError) as e:  # e.g. tool_calls arguments that are not JSON
                 raise APIError(400, f"invalid messages: {e}", param="messages") from None
             return encode_chat(engine.tokenizer, turns, chat_prompt)

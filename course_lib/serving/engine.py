@@ -51,7 +51,8 @@ class Engine:
     """A continuous-batching server core over ``slots`` KV-cache slots of ``max_len`` positions.
 
     ``model`` is a ``LlamaForCausalLM`` (it needs ``decode_rows``), ``tokenizer`` has ``encode`` and
-    ``decode(ids, skip_special_tokens=True)``. ``stop_token_ids`` end a request (default: the
+    ``decode(ids, skip_special_tokens=True)`` (and ``decode_bytes`` for a byte-level BPE: each request's
+    text is detokenised one token at a time by :class:`~course_lib.text_decoding.TextStream`). ``stop_token_ids`` end a request (default: the
     model's ``eos_token_id`` and the tokenizer's ``<|endoftext|>``). ``default_max_tokens`` caps
     requests that give no ``max_tokens``. :attr:`max_prompt_chars` bounds a text prompt before it
     is tokenised: no token is longer than the vocabulary's longest string, so a longer text cannot fit.
@@ -133,7 +134,8 @@ class Engine:
             raise ContextLengthError(f"prompt of {size} + max_tokens={params.max_tokens} does not fit the "
                                      f"context of {self.max_len} tokens per slot; shorten the prompt or lower "
                                      "max_tokens")
-        request = Request(next(self._ids), ids, params, params.max_tokens or min(room, self.default_max_tokens), loop)
+        request = Request(next(self._ids), ids, params, params.max_tokens or min(room, self.default_max_tokens), loop,
+                          self.tokenizer)
         with self._cv:
             if not self.alive:
                 raise RuntimeError(self._not_running())
@@ -243,25 +245,22 @@ class Engine:
             return True
 
     def _release(self, request: Request, token: int) -> bool:
+        """Push ``token`` through the request's :class:`~course_lib.text_decoding.TextStream` (one decode per token)."""
+        text = request.detokenized
         if token in self.stop_token_ids:
-            return self._flush(request, request._decoded, "stop")
+            return self._emit(request, text.finish(), "stop")
         request.token_ids.append(token)
-        decoded = request._decoded = self.tokenizer.decode(request.token_ids, skip_special_tokens=True)
-        hits = [i for i in (decoded.find(s, max(0, len(request.text) - len(s))) for s in request.params.stop)
-                if i >= 0]
-        if hits:
-            return self._flush(request, decoded[:min(hits)], "stop")
+        piece = text.push(token)
+        if text.stopped:
+            return self._emit(request, piece, "stop")
         if len(request.token_ids) >= request.max_tokens:
-            return self._flush(request, decoded, "length")
-        safe = len(decoded) - _held_back(decoded, request.params.stop)
-        safe = min(safe, len(decoded.rstrip("\ufffd")))  # a UTF-8 character split across tokens: wait
-        self._flush(request, decoded[:safe], None)
-        return False
+            return self._emit(request, piece + text.finish(), "length")
+        return self._emit(request, piece, None)
 
-    def _flush(self, request: Request, text: str, reason: str | None) -> bool:
-        if len(text) > len(request.text):
-            request._put(text[len(request.text):])
-            request.text = text
+    @staticmethod
+    def _emit(request: Request, piece: str, reason: str | None) -> bool:
+        if piece:
+            request._put(piece)
         request.finish_reason = reason
         return reason is not None
 
@@ -282,7 +281,3 @@ class Engine:
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
-
-def _held_back(text: str, stops: tuple[str, ...]) -> int:
-    """Characters at the end of ``text`` that could start a stop sequence (not released yet)."""
-    return max((k for s in stops for k in range(1, len(s)) if text.endswith(s[:k])), default=0)

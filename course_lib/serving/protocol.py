@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from course_lib.serving.errors import APIError
 from course_lib.serving.params import SamplingParams
-from course_lib.tokenizers.chat_template import ROLES
+from course_lib.text_decoding import ROLES
 
 # parameter -> the values that mean "not used" (anything else is refused)
 UNSUPPORTED: dict[str, tuple] = {

@@ -16,6 +16,7 @@ import threading
 import torch
 
 from course_lib.serving.params import SamplingParams
+from course_lib.text_decoding import TextStream
 
 _DONE = object()  # end-of-stream marker in a request's queue
 
@@ -24,18 +25,22 @@ class Request:
     """One request's life: iterate it (or :meth:`astream`) for text pieces; then read the results."""
 
     def __init__(self, rid: int, prompt_ids: list[int], params: SamplingParams, max_tokens: int,
-                 loop: asyncio.AbstractEventLoop | None):
+                 loop: asyncio.AbstractEventLoop | None, tokenizer):
         self.id, self.prompt_ids, self.params, self.max_tokens = rid, prompt_ids, params, max_tokens
         seed = params.seed if params.seed is not None else random.getrandbits(63)
         self.generator = torch.Generator().manual_seed(seed)  # this request's own random stream
         self.token_ids: list[int] = []
-        self.text = ""  # the released completion so far (stop sequence excluded)
         self.finish_reason: str | None = None
         self.error: str | None = None  # why the request failed (finish_reason "error")
-        self._decoded = ""
+        self.detokenized = TextStream(tokenizer, params.stop)  # the engine pushes each token here
         self._cancelled = threading.Event()
         self._loop = loop
         self._queue = asyncio.Queue() if loop is not None else queue.Queue()
+
+    @property
+    def text(self) -> str:
+        """The completion released so far (a stop string excluded)."""
+        return self.detokenized.text
 
     @property
     def usage(self) -> dict:

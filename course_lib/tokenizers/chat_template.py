@@ -13,9 +13,9 @@ The template is rendered in Jinja2's sandbox (templates come with model files, s
 reach Python internals), with the variables HF ``apply_chat_template`` passes: ``messages``,
 ``add_generation_prompt`` and the special tokens.
 
-:func:`check_messages` is the one check of OpenAI chat messages (``course_lib.chat`` and the
-chapter-13 server use it too). :func:`encode_chat` tokenises a rendered conversation so that only
-the template's own special tokens become control tokens: ``<|im_start|>system`` typed inside a
+Messages are checked by the one :func:`~course_lib.text_decoding.check_messages` (re-exported
+here with :data:`~course_lib.text_decoding.ROLES`), which ``course_lib.chat`` and the chapter-13
+server use too. :func:`encode_chat` tokenises a rendered conversation so that only the template's own special tokens become control tokens: ``<|im_start|>system`` typed inside a
 message is plain text, so a user cannot open a new turn (prompt-injection by token forging).
 """
 
@@ -25,7 +25,8 @@ from functools import lru_cache
 
 import regex
 
-ROLES = ("system", "developer", "user", "assistant", "tool")  # OpenAI's chat roles
+from course_lib.text_decoding import ROLES, check_messages
+
 ESC = "\ue000"  # a private-use character: escapes special strings inside contents (see encode_chat)
 _UNESCAPE = regex.compile(f"{ESC}({ESC}|\\d+;)")
 
@@ -38,32 +39,13 @@ def _compile(template: str):
     return env.from_string(template)
 
 
-def check_messages(messages) -> list[dict]:
-    """Refuse anything that is not a non-empty list of OpenAI messages; return ``messages``.
-
-    Each is a dict with ``role`` in :data:`ROLES` and ``content`` a string, or ``None`` when the
-    message carries ``tool_calls`` (an assistant asking for tools).
-    """
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
-    for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES:
-            raise ValueError(f"messages[{i}] must be a dict with role in {ROLES}, got {m!r}")
-        content = m.get("content")
-        if content is not None and not isinstance(content, str):
-            raise TypeError(f"messages[{i}]['content'] must be a string or None, got {type(content).__name__}")
-        if content is None and not m.get("tool_calls"):
-            raise ValueError(f"messages[{i}] has no content and no tool_calls")
-    return messages
-
-
 def render_chat(messages: list[dict], template: str, add_generation_prompt: bool = True,
                 bos_token: str = "<|im_start|>", eos_token: str = "<|im_end|>") -> str:
     """The prompt text for ``messages`` under the Jinja2 ``template`` (every content a string)."""
     for i, m in enumerate(check_messages(messages)):
         if m.get("content") is None:
             raise TypeError(f"messages[{i}]['content'] must be a string to render; write its tool_calls "
-                            "as text first (course_lib.chat.to_template_messages)")
+                            "as text first (course_lib.text_decoding.to_template_messages)")
     if not isinstance(template, str) or not template:
         raise TypeError("template must be a non-empty Jinja2 template string")
     return _compile(template).render(messages=messages, add_generation_prompt=add_generation_prompt,
@@ -102,3 +84,6 @@ def encode_chat(tokenizer, messages: list[dict], render) -> list[int]:
         elif chunk:
             ids.extend(tokenizer.encode(unescape(chunk), allow_special=False))
     return ids
+
+
+__all__ = ["ESC", "ROLES", "check_messages", "encode_chat", "render_chat"]

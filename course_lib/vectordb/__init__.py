@@ -12,7 +12,7 @@ from importlib import import_module
 
 _HOME = {"FlatIndex": "flat", "exact_search": "flat", "HNSWIndex": "hnsw", "IVFFlatIndex": "ivf",
          "IVFPQIndex": "ivfpq", "ProductQuantizer": "pq", "clustered_vectors": "synthetic",
-         "recall_at_k": "synthetic", "VectorStore": "store", "reciprocal_rank_fusion": "hybrid",
+         "knn_recall": "synthetic", "VectorStore": "store", "reciprocal_rank_fusion": "hybrid",
          "stdlib_passage_vectors": "real_vectors"}
 __all__ = sorted(_HOME)
 

@@ -39,7 +39,7 @@ def as_vectors(x, dim: int | None, name: str = "x") -> np.ndarray:
     return arr
 
 
-def check_k(k, size: int) -> int:
+def check_search_k(k, size: int) -> int:
     """``k`` as an int in ``1..size`` (``TypeError`` / ``ValueError`` otherwise)."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an int, got {type(k).__name__}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course_lib.vectordb.checks import as_vectors, check_k, check_metric
+from course_lib.vectordb.checks import as_vectors, check_metric, check_search_k
 
 
 def exact_search(xb: np.ndarray, xq: np.ndarray, k: int, metric: str = "ip", batch: int = 256):
@@ -19,7 +19,7 @@ def exact_search(xb: np.ndarray, xq: np.ndarray, k: int, metric: str = "ip", bat
     check_metric(metric)
     xb = as_vectors(xb, None, "xb")
     xq = as_vectors(xq, xb.shape[1], "xq")
-    k = check_k(k, xb.shape[0])
+    k = check_search_k(k, xb.shape[0])
     base = torch.from_numpy(xb)                                   # (N, d)
     base_sq = (base * base).sum(1) if metric == "l2" else None    # (N,)
     scores = np.empty((xq.shape[0], k), np.float32)

@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from course_lib.vectordb import hnsw_kernels as kernels
-from course_lib.vectordb.checks import as_vectors, check_k, check_metric, check_positive
+from course_lib.vectordb.checks import as_vectors, check_metric, check_positive, check_search_k
 
 LANES = kernels.LANES
 
@@ -212,7 +212,7 @@ class HNSWIndex:
     def search(self, q, k: int, ef: int = 50):
         """Top-``k`` per query: greedy descent, then a beam of ``max(ef, k)`` on layer 0 (hnswlib's rule)."""
         q = self._pad(as_vectors(q, self.dim, "q"))                               # (nq, D)
-        k = check_k(k, self.ntotal)
+        k = check_search_k(k, self.ntotal)
         ef = max(check_positive(ef, "ef"), k)
         if self.kernel == "numba":
             return kernels.search(self.data, self.links, self.deg, self.first_row, self.entry, self.max_level,

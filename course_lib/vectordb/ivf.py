@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from course_lib.vectordb.checks import as_vectors, check_k, check_metric, check_positive
+from course_lib.vectordb.checks import as_vectors, check_metric, check_positive, check_search_k
 from course_lib.vectordb.flat import exact_search
 from course_lib.vectordb.kmeans import assign, kmeans
 
@@ -70,7 +70,7 @@ class InvertedFile:
         if not self.is_trained:
             raise ValueError("train the index before search()")
         q = as_vectors(q, self.dim, "q")
-        k = check_k(k, self.ntotal)
+        k = check_search_k(k, self.ntotal)
         nprobe = min(check_positive(nprobe, "nprobe"), self.nlist)
         scores = np.empty((q.shape[0], k), np.float32)
         ids = np.empty((q.shape[0], k), np.int64)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.vectordb.adc_scan import adc_scan
-from course_lib.vectordb.checks import as_vectors, check_k, check_positive
+from course_lib.vectordb.checks import as_vectors, check_positive, check_search_k
 from course_lib.vectordb.flat import exact_search
 from course_lib.vectordb.ivf import InvertedFile
 from course_lib.vectordb.kmeans import assign
@@ -130,7 +130,7 @@ class IVFPQIndex(InvertedFile):
             raise ValueError("rerank needs the raw vectors: build the index with keep_vectors=True")
         rerank = check_positive(rerank, "rerank")
         q = as_vectors(q, self.dim, "q")
-        k = check_k(k, self.ntotal)
+        k = check_search_k(k, self.ntotal)
         _, cand = super().search(q, min(k * rerank, self.ntotal), nprobe, batch)   # (nq, R·k)
         scores = np.empty((q.shape[0], k), np.float32)
         ids = np.empty((q.shape[0], k), np.int64)

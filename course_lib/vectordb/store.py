@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from course_lib.vectordb import filters, storefile
-from course_lib.vectordb.checks import as_vectors, check_k
+from course_lib.vectordb.checks import as_vectors, check_search_k
 from course_lib.vectordb.flat import exact_search
 from course_lib.vectordb.hybrid import rank_by_score, reciprocal_rank_fusion
 
@@ -127,7 +127,7 @@ class Collection:
         q = self._prepare(vector)
         if q.shape[0] != 1:
             raise ValueError(f"search takes one query vector, got {q.shape[0]}")
-        k = check_k(k, len(self))
+        k = check_search_k(k, len(self))
         rows = np.flatnonzero(filters.mask(self.payloads, filters.check_filter(filter, self.fields)))
         if len(rows) == 0:
             return []

@@ -32,7 +32,7 @@ def clustered_vectors(n: int, dim: int, n_clusters: int = 100, spread: float = 0
     return (x[:n], x[n:]) if n_queries else x
 
 
-def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int | None = None) -> float:
+def knn_recall(found: np.ndarray, truth: np.ndarray, k: int | None = None) -> float:
     """Mean fraction of the true top-k ids that the index returned in its top-k (``(nq, k)`` id arrays)."""
     found, truth = np.asarray(found), np.asarray(truth)
     if found.shape[0] != truth.shape[0]:
