@@ -75,7 +75,10 @@ class Detokenizer:
 
 def check_stop(stop) -> tuple[str, ...]:
     """``stop`` as a tuple of non-empty strings (OpenAI accepts one string or a list; ``None`` is none)."""
-    stop = (stop,) if isinstance(stop, str) else tuple(stop or ())
+    try:
+        stop = (stop,) if isinstance(stop, str) else tuple(stop or ())
+    except TypeError:
+        raise TypeError(f"stop must be a string or a list of strings, got {type(stop).__name__}") from None
     if not all(isinstance(s, str) and s for s in stop):
         raise ValueError(f"stop must be a non-empty string or a list of them, got {stop!r}")
     return stop

@@ -29,7 +29,7 @@ import course_lib
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("ground", ("course_lib.attention", "course_lib.layers", "course_lib.checks", "course_lib.quant",
                 "course_lib.data", "course_lib.corpus", "course_lib.datasets", "course_lib.profiling",
-                "course_lib.kv_cache")),
+                "course_lib.kv_cache", "course_lib.lazy")),
     ("generation", ("course_lib.generation", "course_lib.text_decoding", "course_lib.constrained")),
     ("tokenizers", ("course_lib.tokenizers",)),
     ("models", ("course_lib.models", "course_lib.transformer")),

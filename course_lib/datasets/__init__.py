@@ -33,3 +33,6 @@ def dataset(name: str) -> Traversable:
     for part in name.split("/"):
         node = node / part
     return node
+
+
+__all__ = ["FILES", "dataset"]

@@ -8,7 +8,7 @@ Names are imported lazily, so the store (NumPy only) loads without importing tor
 ``course_lib.vectordb.kmeans.kmeans`` (its module shares the name, so it is not re-exported here).
 """
 
-from importlib import import_module
+from course_lib.lazy import lazy_exports
 
 _HOME = {"FlatIndex": "flat", "exact_search": "flat", "HNSWIndex": "hnsw", "IVFFlatIndex": "ivf",
          "IVFPQIndex": "ivfpq", "ProductQuantizer": "pq", "clustered_vectors": "synthetic",
@@ -16,8 +16,4 @@ _HOME = {"FlatIndex": "flat", "exact_search": "flat", "HNSWIndex": "hnsw", "IVFF
          "stdlib_passage_vectors": "real_vectors"}
 __all__ = sorted(_HOME)
 
-
-def __getattr__(name: str):
-    if name not in _HOME:
-        raise AttributeError(f"module 'course_lib.vectordb' has no attribute {name!r}")
-    return getattr(import_module(f"course_lib.vectordb.{_HOME[name]}"), name)
+__getattr__ = lazy_exports(__name__, _HOME)
