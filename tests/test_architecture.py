@@ -187,6 +187,8 @@ def test_models_and_tokenizers_know_no_checkpoint_files():
     ("tokenizers/_files.py", "from course_lib import weights\n", "may not import the higher layer 'checkpoints'"),
     ("models/_bench.py", "import bench.harness\n", "never imports bench/"),
     ("generation.py", "import plotly.graph_objects as go\n", "drawing belongs in the 'viz' layer or above"),
+    # text decoding sits beside generation and knows tokenizers only by duck typing (decode, decode_bytes)
+    ("text_decoding.py", "from course_lib.tokenizers.bpe import ByteLevelBPE\n", "may not import the higher layer 'tokenizers'"),
     ("seq2seq.py", "from course_lib.tasks.reversal import ReversalTask\n", "may not import the higher layer 'tasks'"),
     # the applications' order (COURSE_DESIGN §5): each import below points one line up
     ("peft/_up.py", "from course_lib.embedding import word2vec\n", "'peft' may not import the higher layer 'embedding, "),

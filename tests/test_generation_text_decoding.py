@@ -18,7 +18,14 @@ from hypothesis import strategies as st
 from course_lib import chat, text_decoding
 from course_lib.serving import Engine, SamplingParams
 from course_lib.serving.protocol import Message
-from course_lib.text_decoding import ROLES, Detokenizer, TextStream, check_messages, held_back, to_template_messages
+from course_lib.text_decoding import (
+    ROLES,
+    Detokenizer,
+    TextStream,
+    check_messages,
+    held_back,
+    to_template_messages,
+)
 from course_lib.tokenizers import chat_template
 from course_lib.tokenizers.bpe import bytes_to_unicode
 
