@@ -28,7 +28,6 @@ bytes (longer words rarely repeat; HF ``tokenizers`` caches only words under 256
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -37,6 +36,7 @@ import regex
 
 from course_lib.tokenizers.batch import BatchEncoding, check_texts, pad_batch
 from course_lib.tokenizers.bpe_merge import merge_symbols
+from course_lib.tokenizers.bpe_train import learn_merges
 
 # GPT-2's pre-tokenizer: contractions, letters, numbers, other symbols (each with an optional
 # leading space), whitespace not followed by a non-space, remaining whitespace.
@@ -157,51 +157,7 @@ class ByteLevelBPE:
         words = [[vocab[c] for c in w.encode("utf-8").decode("latin-1").translate(table)] for w in counts]
         freqs = list(counts.values())
 
-        pair_counts: Counter = Counter()
-        where: dict[tuple[int, int], set[int]] = {}
-        for wi, (word, f) in enumerate(zip(words, freqs)):
-            for pair in zip(word, word[1:]):
-                pair_counts[pair] += f
-                where.setdefault(pair, set()).add(wi)
-        heap = [(-c, pair) for pair, c in pair_counts.items()]
-        heapq.heapify(heap)
-        merges = []
-        while len(id_to_token) < vocab_size and heap:
-            neg, pair = heapq.heappop(heap)
-            if -neg != pair_counts[pair]:  # stale entry: re-queue with the current count
-                if pair_counts[pair] > 0:
-                    heapq.heappush(heap, (-pair_counts[pair], pair))
-                continue
-            if -neg < 1:
-                break
-            a, b = pair
-            new_token = id_to_token[a] + id_to_token[b]
-            new_id = vocab.get(new_token, len(id_to_token))
-            if new_id == len(id_to_token):
-                vocab[new_token] = new_id
-                id_to_token.append(new_token)
-            merges.append((id_to_token[a], id_to_token[b]))
-            touched = set()
-            for wi in where.pop(pair, ()):
-                word, f = words[wi], freqs[wi]
-                for p in zip(word, word[1:]):
-                    pair_counts[p] -= f
-                merged, i = [], 0
-                while i < len(word):
-                    if i + 1 < len(word) and word[i] == a and word[i + 1] == b:
-                        merged.append(new_id)
-                        i += 2
-                    else:
-                        merged.append(word[i])
-                        i += 1
-                words[wi] = merged
-                for p in zip(merged, merged[1:]):
-                    pair_counts[p] += f
-                    if new_id in p:
-                        where.setdefault(p, set()).add(wi)
-                        touched.add(p)
-            for p in touched:
-                heapq.heappush(heap, (-pair_counts[p], p))
+        merges = learn_merges(words, freqs, id_to_token, vocab, vocab_size)  # extends id_to_token and vocab
         specials = {t: vocab[t] for t in special_tokens}
         return cls(vocab, merges, specials, pattern)
 
