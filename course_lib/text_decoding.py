@@ -12,8 +12,9 @@ and the chapter-13 server (:mod:`course_lib.serving`) all use it.
   pieces join to exactly ``tokenizer.decode(ids, skip_special_tokens=True)``.
 - :class:`TextStream`: a detokenizer with OpenAI's ``stop`` strings. The reply ends just before the
   first stop string to appear (the stop is not included). One hold-back rule: the longest end of
-  the text that is the start of a stop string is not released yet (vLLM's and TGI's rule), so released
-  text never has to be taken back.
+  the text that is the start of a stop string is not released yet (llama.cpp's server,
+  ``find_partial_stop_string`` in ``examples/server/server.cpp``), so released text never has to be
+  taken back, and nothing more than that is held.
 - :func:`check_messages`, :func:`to_template_messages`: the one check of OpenAI chat messages
   (every role in :data:`ROLES`) and their mapping to the plain-text turns of a chat template
   (``developer`` as ``system``, an assistant's ``tool_calls`` as the course's JSON, ``tool`` results
