@@ -1,13 +1,17 @@
 """Exercise checks of chapter 13 (DevOps): data-parallel gradients by hand, the all-to-all send plan
-of expert parallelism, and the memory a rank needs under DDP vs FSDP (ZeRO-3)."""
+of expert parallelism, the memory a rank needs under DDP vs FSDP (ZeRO-3), and preemption when a
+paged KV cache runs out of blocks (vLLM, Kwon et al. SOSP'23 §4.5)."""
 
 from __future__ import annotations
+
+from collections import deque
 
 import torch
 import torch.nn.functional as F
 
 from course_lib.exercises import exercise
 from course_lib.models.gpt import GPT, GPTConfig
+from course_lib.serving.paged import PagedKVManager
 
 
 def _loss(model, batch):
@@ -48,8 +52,8 @@ def check_data_parallel_grads(fn) -> str:
             f"应返回每个参数的梯度列表（{len(full)} 个张量），得到 {type(got).__name__}"
         err = max((g - f).abs().max().item() for g, f in zip(got, full))
         # fp32: per-shard means averaged vs one mean over the batch differ only by rounding (~1e-8 here)
-        assert err < 1e-6, (f"world_size={world_size}：与整批梯度相差 {err:.2e}。每个「rank」算自己那一份的平均损失的"
-                            f"梯度，再对 rank 求平均（all-reduce 求和后除以 world_size）")
+        assert err < 1e-6, (f"world_size={world_size}：与整批梯度相差 {err:.2e}。每个 rank 只看到自己那一份；"
+                            f"想想 all-reduce 之后怎样才能让每个 rank 手里恰好是整批的梯度")
     return "各 rank 梯度的平均 = 整批的梯度：DDP 的每个副本因此走出完全相同的一步"
 
 
@@ -72,8 +76,8 @@ def check_send_counts(fn) -> str:
         got = torch.as_tensor(fn(indices, n_experts, world_size))
         assert got.shape == (world_size,), f"应返回形状 ({world_size},) 的张量，得到 {tuple(got.shape)}"
         assert torch.equal(got.long(), want), (f"{n_experts} 个专家、{world_size} 个 rank、top-{k}：应为 {want.tolist()}，"
-                                               f"得到 {got.tolist()}。rank r 持有连续的专家 [r·E/W, (r+1)·E/W)，"
-                                               f"每个 (token, 专家) 对各发一行")
+                                               f"得到 {got.tolist()}。检查两点：专家怎样分给 rank（连续区间还是轮流），"
+                                               f"以及一个词元选中同一 rank 的两个专家时要发几行")
     return "每个 (token, 专家) 对发往持有该专家的 rank：这就是第一次 all-to-all 的 send splits"
 
 
@@ -88,6 +92,102 @@ def check_bytes_per_rank(fn) -> str:
             want = 16 * n / (w if sharded else 1)  # fp32 param + grad + AdamW exp_avg + exp_avg_sq
             got = fn(n, w, sharded)
             assert abs(got - want) <= 1e-6 * want, (
-                f"n={n:,}, world_size={w}, sharded={sharded}：应为 {want:,.0f} 字节，得到 {got:,.0f}。fp32 训练每个参数要存"
-                f"参数、梯度和 AdamW 的两个矩，各 4 字节；DDP 每个 rank 存全部，FSDP (ZeRO-3) 每个 rank 存 1/W")
+                f"n={n:,}, world_size={w}, sharded={sharded}：得到 {got:,.0f} 字节，不对。数一数 AdamW 训练时每个参数"
+                f"要存几份状态，再想 ZeRO-3 把其中哪些切开了")
     return f"7B 模型、8 个 rank：DDP 每 rank {16 * 7e9 / 2**30:.0f} GiB，FSDP 每 rank {16 * 7e9 / 8 / 2**30:.0f} GiB（激活另算）"
+
+
+def _needed(manager: PagedKVManager, running) -> int:
+    """New blocks one decode step takes: a full last block needs a fresh one, so does a shared one (copy-on-write)."""
+    need = 0
+    for seq in running:
+        table, n = manager.tables[seq], manager.lengths[seq]
+        need += n == len(table) * manager.block_size or manager.allocator.refcount[table[-1]] > 1
+    return need
+
+
+def _make_room(manager, running, waiting):  # the reference: vLLM's recompute preemption, latest arrival first
+    preempted = []
+    while running and _needed(manager, running) > manager.allocator.num_free:
+        seq = running.pop()
+        manager.free(seq)
+        waiting.appendleft(seq)
+        preempted.append(seq)
+    return preempted
+
+
+def _preempt_oldest(manager, running, waiting):  # wrong: evicts the request that has waited longest
+    preempted = []
+    while running and _needed(manager, running) > manager.allocator.num_free:
+        seq = running.pop(0)
+        manager.free(seq)
+        waiting.appendleft(seq)
+        preempted.append(seq)
+    return preempted
+
+
+def _requeue_at_back(manager, running, waiting):  # wrong: a preempted request goes behind newer arrivals
+    preempted = []
+    while running and _needed(manager, running) > manager.allocator.num_free:
+        seq = running.pop()
+        manager.free(seq)
+        waiting.append(seq)
+        preempted.append(seq)
+    return preempted
+
+
+def _every_sequence_needs_a_block(manager, running, waiting):  # wrong: preempts far more than needed
+    preempted = []
+    while running and len(running) > manager.allocator.num_free:
+        seq = running.pop()
+        manager.free(seq)
+        waiting.appendleft(seq)
+        preempted.append(seq)
+    return preempted
+
+
+def _ignores_shared_blocks(manager, running, waiting):  # wrong: forgets copy-on-write of a shared last block
+    preempted = []
+    while running:
+        need = sum(manager.lengths[s] == len(manager.tables[s]) * manager.block_size for s in running)
+        if need <= manager.allocator.num_free:
+            break
+        seq = running.pop()
+        manager.free(seq)
+        waiting.appendleft(seq)
+        preempted.append(seq)
+    return preempted
+
+
+def _scenarios():
+    """(name, manager, running, waiting) states just before a decode step; block size 4."""
+    def state(num_blocks, lengths, forks=()):
+        m = PagedKVManager(num_blocks, 4)
+        for seq, n in lengths.items():
+            m.add(seq, n)
+        for parent, child in forks:
+            m.fork(parent, child)
+        return m
+    yield "空闲块足够", state(6, {0: 3, 1: 4}), [0, 1], deque([7])
+    yield "最后一块都没满", state(4, {0: 2, 1: 3, 2: 1}), [0, 1, 2], deque([8])
+    yield "缺 1 块", state(5, {0: 4, 1: 8, 2: 2}), [0, 1, 2], deque([5, 6])
+    yield "抢占一个还不够", state(4, {0: 8, 1: 4, 2: 4}), [0, 1, 2], deque([9])
+    yield "共享的最后一块要复制", state(3, {0: 6}, forks=[(0, 1)]), [0, 1], deque()
+    yield "只有一个请求也装不下", state(1, {0: 4}), [0], deque([3])
+
+@exercise("13.4", answer="make_room",
+          wrong=(_preempt_oldest, _requeue_at_back, _every_sequence_needs_a_block, _ignores_shared_blocks),
+          writes_code=True)
+def check_make_room(fn) -> str:
+    """Check exercise 13.4: the learner's preemption against vLLM's recompute policy (latest admitted first)."""
+    for (name, m, running, waiting), (_, ref_m, ref_running, ref_waiting) in zip(_scenarios(), _scenarios()):
+        want = _make_room(ref_m, ref_running, ref_waiting)
+        got = fn(m, running, waiting)
+        assert list(got or []) == want, f"「{name}」：应抢占 {want}（按抢占的先后），得到 {got}"
+        assert running == ref_running, f"「{name}」：抢占后 running 应为 {ref_running}，得到 {running}"
+        assert list(waiting) == list(ref_waiting), f"「{name}」：抢占后 waiting 应为 {list(ref_waiting)}，得到 {list(waiting)}"
+        assert m.tables.keys() == ref_m.tables.keys() and m.allocator.num_free == ref_m.allocator.num_free, \
+            f"「{name}」：被抢占的请求的块要还回空闲链表 (free list)"
+        for seq in running:  # the decode step now fits
+            m.append(seq)
+    return "块不够时从最后加入的请求开始抢占，放回等待队列最前面，稍后重新预填充 (recompute)：这正是 vLLM 的默认策略"
