@@ -121,3 +121,25 @@ def test_training_moves_vectors():
     torch.manual_seed(0)
     model = word2vec.train([["a", "b", "c", "a", "b"]] * 50, dim=4, epochs=2, min_count=1, sample=0)
     assert model.output.abs().sum() > 0
+
+
+@pytest.mark.parametrize("corpus, batch_size", [("lee", 1), ("lee", 1024), ("tiny", 1), ("tiny", 7)])
+def test_numba_kernel_equals_torch_kernel(lee, corpus, batch_size, one_thread):
+    # "tiny": 3 words, so a noise word often equals the truth (skipped by both); batch_size=1 is word2vec.c's update
+    sentences = lee[:60] if corpus == "lee" else [["a", "b", "c", "a", "b"]] * 30
+    settings = dict(dim=16, epochs=2, min_count=2, batch_size=batch_size, seed=3)
+    if corpus == "tiny":
+        settings.update(min_count=1, sample=0)   # subsampling would drop nearly every token of 3 frequent words
+    fast = word2vec.train(sentences, kernel="numba", **settings)
+    ref = word2vec.train(sentences, kernel="torch", **settings)
+    assert fast.words == ref.words and fast.output.abs().sum() > 0
+    if batch_size == 1:      # one pair per step: the same float32 operations in the same order
+        assert torch.equal(fast.vectors, ref.vectors) and torch.equal(fast.output, ref.output)
+    else:                    # a batch's dot products are summed in another order by torch's einsum
+        torch.testing.assert_close(fast.vectors, ref.vectors, rtol=0, atol=1e-6)
+        torch.testing.assert_close(fast.output, ref.output, rtol=0, atol=1e-6)
+
+
+def test_unknown_kernel_is_rejected(lee):
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        word2vec.train(lee[:5], kernel="cuda")

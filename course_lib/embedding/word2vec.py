@@ -140,7 +140,7 @@ def _torch_batches(vectors: np.ndarray, output: np.ndarray, inputs: np.ndarray, 
 
 
 def _numba_batches():
-    from course_lib.embedding.word2vec_kernels import sgns_batches   # numba compiles on first use
+    from course_lib.embedding.word2vec_kernels import sgns_batches  # numba compiles on first use
 
     return sgns_batches
 
