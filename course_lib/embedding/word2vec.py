@@ -16,10 +16,10 @@ Words and Phrases and their Compositionality"), following word2vec.c / gensim:
 Input vectors start as gensim 4's ``uniform(−1, 1) / dim``, output vectors at zero. The gradient is
 written out (no autograd) and applied a batch of ``batch_size`` pairs at a time (``batch_size=1`` is
 word2vec.c's per-pair update). Two kernels run the same step on the same random draws (noise words
-are drawn for ``CHUNK_PAIRS`` pairs at a time, learning rates per batch): ``"torch"``
-(:func:`_torch_batches`, vectorised: rows gathered with ``index_select``, ≈ 4× faster than
-``tensor[idx]`` on CPU, and scattered back with ``index_add_``) and ``"numba"`` (the default,
-:mod:`course_lib.embedding.word2vec_kernels`, the same loops compiled: ≈ 3× faster on one core);
+and a learning rate per batch, handed over ``CHUNK_PAIRS`` pairs at a time): ``"torch"`` (the default,
+:func:`_torch_batches`, vectorised: rows gathered with ``index_select``, ≈ 4× faster than
+``tensor[idx]`` on CPU, and scattered back with ``index_add_``) and ``"numba"``
+(:mod:`course_lib.embedding.word2vec_kernels`, the same loops compiled: ≈ 3× faster on one core);
 they agree up to float32 rounding (bit for bit at ``batch_size=1``, tests/test_word2vec.py).
 """
 
@@ -146,16 +146,17 @@ def _numba_batches():
 
 
 KERNELS = {"numba": _numba_batches, "torch": lambda: _torch_batches}
-CHUNK_PAIRS = 1 << 16   # noise words are drawn for this many pairs at a time (rounded to whole batches)
+CHUNK_PAIRS = 1 << 16   # pairs handed to the kernel per call (rounded to whole batches)
 
 
 def train(sentences: list[list[str]], dim: int = 100, window: int = 5, negative: int = 5, sample: float = 1e-3,
           min_count: int = 5, epochs: int = 5, alpha: float = 0.025, min_alpha: float = 1e-4,
-          batch_size: int = 256, seed: int = 0, progress: bool = False, kernel: str = "numba") -> Word2Vec:
+          batch_size: int = 256, seed: int = 0, progress: bool = False, kernel: str = "torch") -> Word2Vec:
     """Train skip-gram with negative sampling; defaults are gensim's ``Word2Vec(sg=1)`` defaults.
 
-    ``kernel="numba"`` (compiled, :mod:`course_lib.embedding.word2vec_kernels`) or ``"torch"``
-    (:func:`_torch_batches`): the same updates from the same random draws, equal up to float32 rounding.
+    ``kernel="torch"`` (:func:`_torch_batches`, the reference chapter 07 rebuilds bit for bit) or
+    ``"numba"`` (compiled, :mod:`course_lib.embedding.word2vec_kernels`, ≈ 3× faster): the same updates
+    from the same random draws, equal up to float32 rounding.
     """
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {sorted(KERNELS)}, got {kernel!r}")
@@ -183,7 +184,7 @@ def train(sentences: list[list[str]], dim: int = 100, window: int = 5, negative:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=epochs, desc="word2vec epochs")
-    chunk = max(1, CHUNK_PAIRS // batch_size) * batch_size             # pairs per draw of noise words
+    chunk = max(1, CHUNK_PAIRS // batch_size) * batch_size             # pairs per kernel call
     for _ in range(epochs):
         kept = rng.random(len(ids)) < keep[ids]                          # subsampling, fresh each epoch
         e_ids, e_sent = ids[kept], sentence[kept]
@@ -195,7 +196,8 @@ def train(sentences: list[list[str]], dim: int = 100, window: int = 5, negative:
             starts = np.arange(c0, c1, batch_size)                       # (batches,) first pair of each batch
             frac = (done + len(ids) * starts / max(len(pairs), 1)) / total
             lrs = np.maximum(min_alpha, alpha - (alpha - min_alpha) * frac).astype(np.float32)   # linear decay
-            negs = draw_alias(prob, alias, (c1 - c0, negative), gen).numpy()                    # (C, K)
+            negs = torch.cat([draw_alias(prob, alias, (min(c1, b0 + batch_size) - b0, negative), gen)
+                              for b0 in starts]).numpy()                 # (C, K), drawn batch by batch
             step(vec_np, out_np, inputs[c0:c1], truths[c0:c1], negs, lrs, batch_size)
         done += len(ids)
         if bar is not None:
