@@ -27,28 +27,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from course_lib.rag.answer import REFUSAL, Answer, check_citations, check_question
-from course_lib.rag.answer_metrics import content_words, words
+from course_lib.rag.answer_metrics import CITE, content_words, sentences, words
 from course_lib.rag.questions import _forms
 from course_lib.rag.types import Passage, Retriever, check_k
 
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z*\"'(`])|\n\s*\n")
+_PARAGRAPH = re.compile(r"\n\s*\n")
 NO_OVERLAP = "I don't know: no word of the question occurs in the sources I found."
 
 
 def passage_sentences(text: str, max_words: int = 60) -> list[str]:
     """Prose sentences of a passage: split at sentence ends and blank lines, whitespace collapsed.
 
-    Kept when they hold ≥ 2 content words and ≤ ``max_words`` words; headings (``****`` underlines),
-    grammar rules (``::=``) and interpreter lines (``>>>``) are dropped.
+    Paragraphs are split with :func:`~course_lib.rag.answer_metrics.sentences`, the metric's own split, so
+    each quote is one sentence to the citation check. Kept when they hold ≥ 2 content words and ≤
+    ``max_words`` words; heading underlines (``****``), grammar rules (``::=``), interpreter lines
+    (``>>>``) and footnote marks (``[4]``) are dropped.
     """
     out = []
-    for part in _SPLIT.split(text):
-        s = " ".join(part.split())
-        if not s or "::=" in s or s.startswith(">>>") or re.fullmatch(r"[*=\-~^ ]+", s):
+    for paragraph in _PARAGRAPH.split(text):
+        paragraph = " ".join(CITE.sub(" ", paragraph).split())   # footnote marks like [4] would read as citations
+        if not paragraph or "::=" in paragraph or paragraph.startswith(">>>"):
             continue
-        s = re.sub(r"\s*[*=\-~^]{4,}\s*", " ", s).strip()
-        if len(content_words(s)) >= 2 and len(s.split()) <= max_words:
-            out.append(s)
+        for s in sentences(re.sub(r"\s*[*=\-~^]{4,}\s*", " ", paragraph)):   # the metric's own sentence split
+            if len(content_words(s)) >= 2 and len(s.split()) <= max_words:
+                out.append(s)
     return out
 
 
@@ -122,7 +124,7 @@ class GroundedRAG:
         seconds = lambda: {"retrieve": t_retrieve, "select": time.perf_counter() - start}   # noqa: E731
         if not ranked or ranked[0].score == 0:
             return Answer(question, NO_OVERLAP, passages, True, None, seconds())
-        if ranked[0].score < self.threshold:
+        if max(c.share for c in ranked) < self.threshold:
             return Answer(question, REFUSAL, passages, True, None, seconds())
         chosen = [ranked[0]] + [c for c in ranked[1:self.n_sentences]
                                 if c.score >= self.second_ratio * ranked[0].score and not math.isclose(c.score, 0)]
