@@ -34,6 +34,7 @@ SYSTEM = ("You answer questions about Python using only the numbered sources. Af
           "sources it uses by their number in brackets, like [1]. If the sources do not answer the question, "
           "say you don't know.")
 REFUSAL = "I don't know: the sources I found do not cover this question."
+ENGLISH_ONLY = "I can only answer questions in English: my sources are the English Python documentation."
 MAX_QUESTION_CHARS = 2000           # a longer "question" is refused with a clear error, not fed to a 2k-token model
 
 
@@ -59,6 +60,12 @@ def check_question(question: object) -> str:
         raise ValueError(f"question is {len(question):,} characters long; ask in at most {MAX_QUESTION_CHARS:,} "
                          "(paste the relevant part, not a whole file)")
     return question
+
+
+def not_english(question: str) -> bool:
+    """Whether most letters of ``question`` are not ASCII (a question in Chinese, Russian ...)."""
+    letters = [c for c in question if c.isalpha()]
+    return sum(not c.isascii() for c in letters) > len(letters) / 2
 
 
 @dataclass(frozen=True)
@@ -120,6 +127,8 @@ class RAG:
 
     def answer(self, question: str) -> Answer:
         """Retrieve, then refuse or generate; the reply comes with its citation check and timings."""
+        if not_english(check_question(question)):
+            return Answer(question, ENGLISH_ONLY, [], True, None, {"retrieve": 0.0, "generate": 0.0})
         passages, refuse, t_retrieve = self.retrieve(question)
         if refuse:
             return Answer(question, REFUSAL, passages, True, None, {"retrieve": t_retrieve, "generate": 0.0})

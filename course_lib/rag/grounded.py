@@ -9,7 +9,7 @@ sentence-level attribution, Rashkin et al. 2023):
 2. **select**: split the passages into sentences and score each by the idf-weighted share of the
    question's content words it holds (its passage title counts: ``json.dumps`` names the function),
    ties going to the better-ranked passage;
-3. **refuse** when the best sentence holds less than ``threshold`` of the question (chosen on the dev
+3. **refuse** a question that is not in English (the corpus is English), and when the best sentence holds less than ``threshold`` of the question (chosen on the dev
    split with :func:`~course_lib.rag.evaluate.choose_threshold`), or when no question word occurs in the
    sources at all (a question in another language than the corpus, a question about something else);
 4. **compose**: the chosen sentences, each prefixed by its source's title and followed by ``[n]``.
@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from course_lib.rag.answer import REFUSAL, Answer, check_citations, check_question
+from course_lib.rag.answer import ENGLISH_ONLY, REFUSAL, Answer, check_citations, check_question, not_english
 from course_lib.rag.answer_metrics import CITE, content_words, sentences, words
 from course_lib.rag.questions import _forms
 from course_lib.rag.types import Passage, Retriever, check_k
@@ -115,7 +115,8 @@ class GroundedRAG:
 
     def answer(self, question: str) -> Answer:
         """The grounded answer to ``question`` (a refusal when the sources do not hold it); bad input raises."""
-        check_question(question)
+        if not_english(check_question(question)):
+            return Answer(question, ENGLISH_ONLY, [], True, None, {"retrieve": 0.0, "select": 0.0})
         start = time.perf_counter()
         passages = self.retriever.search(question, self.k)
         t_retrieve = time.perf_counter() - start
