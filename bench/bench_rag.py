@@ -91,3 +91,24 @@ def answer_latency() -> BenchResult:
     notes = ", ".join(f"{k} {v:.2f} s" for k, v in stages.items()) + f"; {out.new_tokens} new tokens, prompt {out.prompt_tokens}"
     return BenchResult(total, closed.seconds, "s", False, None, "closed-book generation (no retrieval)",
                        notes=notes, extra={**stages, "closed_book_new_tokens": closed.new_tokens})
+
+
+@benchmark("rag: answers on the test split, grounded vs RAG + CiteFirst")
+def answer_table() -> BenchResult:
+    """Chapter 09's answer table (scripts/rag_answer_table.py): key facts, citations, refusal, s/question per row.
+
+    The retriever → grounded rows are recomputed over the whole test split; the SmolLM2 generator rows are
+    resumed from ``course_lib/datasets/rag/answer_table.json`` (a stopped run keeps the questions it answered;
+    each row says how many). Reference: RAG + CiteFirst's seconds per question.
+    """
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "rag_answer_table.py"))
+    out = script["main"](["--rows", *script["GROUNDED_ROWS"]])
+    table = out["table"]
+    ours, ref = table["hybrid → grounded"], table.get("BM25 → RAG + CiteFirst (SmolLM2)", {})
+    notes = "; ".join(f"{name}: score {row['answer score']:.2f}, cite R/P {row['citation recall'] or 0:.2f}/"
+                      f"{row['citation precision'] or 0:.2f}, n={row['questions']}" for name, row in table.items())
+    return BenchResult(ours["s/question"], ref.get("s/question", float("nan")), "s/question", False, None,
+                       "BM25 → RAG + CiteFirst (SmolLM2)", notes=notes, extra={"table": table, "meta": out["meta"]})

@@ -70,6 +70,7 @@ def stored_retrievers(chunks_by_id: dict[str, Passage]) -> dict[str, StoredRanki
     return {"hybrid": StoredRanking(hybrid, chunks_by_id), "hybrid + rerank (SmolLM2 yes/no)": StoredRanking(rerank, chunks_by_id)}
 
 
+GROUNDED_ROWS = ("BM25 → grounded", "hybrid → grounded", "hybrid + rerank (SmolLM2 yes/no) → grounded")
 _MODEL: list = []
 
 
