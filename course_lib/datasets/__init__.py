@@ -22,6 +22,8 @@ FILES = (
     "tool_calls.jsonl",             # course_lib.tool_calls: the tool-call task (chapters 05, 10)
     "rag/questions.jsonl",          # course_lib.rag.questions: the chapter-09 question set
     "rag/rerank_study.json",        # chapter 09: the recorded reranking study over that set
+    "rag/answer_labels.jsonl",      # course_lib.rag.answer_metrics: hand labels of 40 dev answers
+    "rag/answer_table.json",        # chapter 09: the recorded answer table on the test split
 )
 
 

@@ -6,7 +6,6 @@ import numpy as np
 
 from course_lib.exercises import exercise
 from course_lib.rag.bm25 import BM25
-from course_lib.rag.metrics import ndcg_at_k
 
 
 def _bm25_no_length_norm(tf, doc_len, avgdl, idf, k1=1.5, b=0.75):   # wrong: forgets b · |d| / avgdl
@@ -32,30 +31,50 @@ def check_bm25_term(fn) -> str:
     return "长文档里同样的词频得分更低（b），词频越多收益越小（k1）。"
 
 
-def _ndcg_chunks(ranked, relevant, k=10):          # wrong: counts every chunk of a document
-    gains = [1.0 if d in relevant else 0.0 for d in ranked[:k]]
-    dcg = sum(g / np.log2(i + 2) for i, g in enumerate(gains))
-    idcg = sum(1 / np.log2(i + 2) for i in range(min(len(relevant), k)))
-    return min(dcg / idcg, 1.0)
+def _mmr(query_sim, doc_sim, k, lam=0.7):
+    """Reference MMR (Carbonell & Goldstein 1998, eq. 1): greedy, ties to the lower index."""
+    selected, left = [], list(range(len(query_sim)))
+    while left and len(selected) < k:
+        def gain(i):
+            return lam * query_sim[i] - (1 - lam) * max((doc_sim[i][j] for j in selected), default=0.0)
+        best = max(left, key=lambda i: (gain(i), -i))
+        selected.append(best)
+        left.remove(best)
+    return selected
 
 
-def _ndcg_log_rank(ranked, relevant, k=10):        # wrong: log2(rank) puts rank 1 at log2(1) = 0
-    docs = list(dict.fromkeys(ranked))[:k]
-    dcg = sum(1 / np.log2(i + 1) if i > 0 else 1.0 for i, d in enumerate(docs) if d in relevant)
-    return dcg / sum(1 / np.log2(i + 1) if i > 0 else 1.0 for i in range(min(len(relevant), k)))
+def _mmr_relevance_only(query_sim, doc_sim, k, lam=0.7):     # wrong: plain top-k, no redundancy penalty
+    return [int(i) for i in np.argsort(-np.asarray(query_sim), kind="stable")[:k]]
 
 
-@exercise("09.2", answer="ndcg_at_10", wrong=(_ndcg_chunks, _ndcg_log_rank), writes_code=True)
-def check_ndcg(fn) -> str:
-    """Check exercise 09.2: the learner's document-level nDCG@10 against ``ndcg_at_k``."""
-    cases = [(["a", "a", "x", "b", "y", "b"], {"a", "b", "c"}), (["x", "y", "b", "b", "b"], {"b"}),
-             (["x", "y"], {"a"}), (["b", "a"], {"a", "b"}), (["x", "x", "a", "y", "z", "w", "v", "u", "t", "s", "b"],
-                                                          {"a", "b"})]
-    for ranked, relevant in cases:
-        got, want = float(fn(ranked, relevant)), ndcg_at_k(ranked, relevant, 10)
-        assert abs(got - want) < 1e-9, (f"ranking {ranked}, relevant {sorted(relevant)}: got {got:.4f}, expected "
-                                        f"{want:.4f} (dedupe chunks to documents first; gain 1/log2(rank + 1))")
-    return "同一文档的多个 chunk 只在第一次出现时计分。"
+def _mmr_mean_redundancy(query_sim, doc_sim, k, lam=0.7):    # wrong: mean similarity to the chosen, not the max
+    selected, left = [], list(range(len(query_sim)))
+    while left and len(selected) < k:
+        def gain(i):
+            return lam * query_sim[i] - (1 - lam) * (np.mean([doc_sim[i][j] for j in selected]) if selected else 0.0)
+        best = max(left, key=lambda i: (gain(i), -i))
+        selected.append(best)
+        left.remove(best)
+    return selected
+
+
+@exercise("09.2", answer="mmr", wrong=(_mmr_relevance_only, _mmr_mean_redundancy), writes_code=True)
+def check_mmr(fn) -> str:
+    """Check exercise 09.2: the learner's maximal marginal relevance selection against the reference greedy MMR."""
+    rng = np.random.default_rng(0)
+    q = [0.9, 0.88, 0.5, 0.3]                   # passages 0 and 1 are near-duplicates of each other
+    d = [[1.0, 0.95, 0.1, 0.2], [0.95, 1.0, 0.15, 0.1], [0.1, 0.15, 1.0, 0.3], [0.2, 0.1, 0.3, 1.0]]
+    cases = [(q, d, 2, 0.6), (q, d, 3, 0.5), (q, d, 4, 1.0), (q, d, 1, 0.0)]
+    for _ in range(5):
+        v = rng.normal(size=(7, 4))
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        sims = (v @ v.T).tolist()
+        cases.append((sims[0][1:], [row[1:] for row in sims[1:]], 3, 0.6))
+    for qs, ds, k, lam in cases:
+        got, want = [int(i) for i in fn(qs, ds, k, lam)], _mmr(qs, ds, k, lam)
+        assert got == want, (f"k={k}, λ={lam}: got {got}, expected {want} — each step picks the passage maximising "
+                             "λ·sim(q, d) − (1 − λ)·max over already chosen d' of sim(d, d')")
+    return "近乎重复的第二段被换成了说别的事的段落：给生成器的 k 个来源覆盖面更广。"
 
 
 @exercise("09.3", answer="answer", wrong=(1 / 3, 1.0, 0.25))

@@ -1,40 +1,41 @@
-"""Grounded answers: numbered sources in the prompt, ``[n]`` citations, a citation check and refusal.
+"""RAG with a generator: numbered sources in the prompt, ``[n]`` citations, a citation check and refusal.
 
 The generator sees the top-k passages numbered ``[1] … [k]`` and is told to answer from them only
 and to cite them (Lewis et al. 2020 retrieve-then-generate; citation format as in Gao et al. 2023,
-ALCE). Two guards sit around the model:
+ALCE). SmolLM2 answers through :class:`course_lib.chat.LocalChatModel` (its chat template, greedy
+decoding with the KV cache, stop at ``<|im_end|>``). Two guards sit around the model:
 
 - **refusal**: when the retriever's best score is below a threshold (chosen on the question set's
   dev split), nothing relevant was found and the pipeline says so instead of generating;
-- **citation check**: every cited number must exist, and the cited passage must contain the
-  content words of the sentence that cites it (a cheap lexical proxy for "the source supports it").
+- **citation check**: ALCE citation recall and precision (:mod:`course_lib.rag.answer_metrics`): every
+  factual sentence must cite a source that supports it, and every cited number must exist and support
+  its sentence.
 
 A 135M model told to cite "like [1]" rarely writes a citation at all. :class:`~course_lib.constrained.CiteFirst` makes the
 format one it can follow: a logits processor (the hook constrained decoding uses, chapter 10) that
 opens the reply with ``[``, lets the model choose only among the source numbers, closes the bracket,
 and then lets it write freely. Which source it names, and whether the words after it come from that
-source, stay the model's; the citation check still judges them.
+source, stay the model's; the citation check still judges them. :mod:`course_lib.rag.grounded` is the
+answerer that earns the citation numbers: it quotes the supporting sentences instead of writing new ones.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-
+from course_lib.chat import LocalChatModel
 from course_lib.constrained.cite_first import CiteFirst
-from course_lib.rag.bm25 import tokenize
-from course_lib.rag.llm import complete, stream_chat
+from course_lib.rag.answer_metrics import citation_scores, cited
 from course_lib.rag.types import Passage, Retriever, check_k, check_query
 
 SYSTEM = ("You answer questions about Python using only the numbered sources. After each sentence, cite the "
           "sources it uses by their number in brackets, like [1]. If the sources do not answer the question, "
           "say you don't know.")
 REFUSAL = "I don't know: the sources I found do not cover this question."
-_CITE = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+ENGLISH_ONLY = "I can only answer questions in English: my sources are the English Python documentation."
+MAX_QUESTION_CHARS = 2000           # a longer "question" is refused with a clear error, not fed to a 2k-token model
 
 
 def sources_block(passages: Sequence[Passage], tokenizer, max_tokens: int = 160) -> str:
@@ -52,45 +53,44 @@ def grounded_messages(question: str, passages: Sequence[Passage], tokenizer, max
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def cited_numbers(text: str) -> list[int]:
-    """Source numbers cited in ``text`` (``[2]``, ``[1, 3]``), in order of first citation."""
-    return list(dict.fromkeys(int(n) for m in _CITE.finditer(text) for n in m.group(1).split(",")))
+def check_question(question: object) -> str:
+    """A non-empty ``str`` question of at most :data:`MAX_QUESTION_CHARS` characters (``TypeError`` / ``ValueError``)."""
+    check_query(question)
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ValueError(f"question is {len(question):,} characters long; ask in at most {MAX_QUESTION_CHARS:,} "
+                         "(paste the relevant part, not a whole file)")
+    return question
+
+
+def not_english(question: str) -> bool:
+    """Whether most letters of ``question`` are not ASCII (a question in Chinese, Russian ...)."""
+    letters = [c for c in question if c.isalpha()]
+    return sum(not c.isascii() for c in letters) > len(letters) / 2
 
 
 @dataclass(frozen=True)
 class CitationCheck:
-    """The verdict of :func:`check_citations`: ok, cited source numbers, invalid ones and unsupported sentences."""
+    """The verdict of :func:`check_citations`: ok, ALCE recall / precision, cited numbers and what failed."""
     ok: bool
+    recall: float | None                   # None: no factual sentence
+    precision: float | None                # None: no citation
     cited: list[int]
     invalid: list[int]                     # cited numbers with no such source
-    unsupported: list[tuple[int, str]]     # (source number, citing sentence) lacking support
-    support: dict[int, float] = field(default_factory=dict)   # lowest word overlap per cited source
+    uncited: list[str]                     # factual sentences without a citation
+    unsupported: list[tuple[int, str]]     # (source number, sentence): a citation that does not support it
 
 
-def check_citations(answer: str, sources: Sequence[Passage | str], min_overlap: float = 0.5) -> CitationCheck:
-    """Every ``[n]`` names a source, and source n holds ≥ ``min_overlap`` of its sentence's content words.
+def check_citations(answer: str, sources: Sequence[Passage | str]) -> CitationCheck:
+    """ok when every factual sentence cites sources that support it and every citation supports its sentence.
 
-    An answer that cites nothing fails (``ok=False``). Content words: :func:`~course_lib.rag.bm25.tokenize`
-    without stop words, numbers and words shorter than 3 letters.
+    An answer that cites nothing fails; so does one uncited sentence among cited ones (citation recall
+    < 1), or one citation of a source that does not hold the sentence's words (citation precision < 1).
     """
-    if not isinstance(answer, str):
-        raise TypeError(f"answer must be a str, got {type(answer).__name__}")
-    if not 0 <= min_overlap <= 1:
-        raise ValueError(f"min_overlap must be in [0, 1], got {min_overlap!r}")
-    texts = [s.text if isinstance(s, Passage) else s for s in sources]
-    vocab = [set(tokenize(t)) for t in texts]
-    cited = cited_numbers(answer)
-    invalid = [n for n in cited if not 1 <= n <= len(texts)]
-    unsupported, support = [], {}
-    for sentence in _SENTENCE.split(answer):
-        numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(texts)]
-        words = {w for w in tokenize(_CITE.sub(" ", sentence)) if len(w) >= 3 and not w.isdigit()}
-        for n in numbers:
-            share = len(words & vocab[n - 1]) / len(words) if words else 1.0
-            support[n] = min(share, support.get(n, 1.0))
-            if share < min_overlap:
-                unsupported.append((n, sentence.strip()))
-    return CitationCheck(bool(cited) and not invalid and not unsupported, cited, invalid, unsupported, support)
+    scores = citation_scores(answer, sources)
+    numbers = cited(answer)
+    invalid = [n for n in numbers if not 1 <= n <= len(sources)]
+    ok = bool(numbers) and scores.recall == 1.0 and scores.precision == 1.0
+    return CitationCheck(ok, scores.recall, scores.precision, numbers, invalid, scores.uncited, scores.imprecise)
 
 
 @dataclass
@@ -121,20 +121,30 @@ class RAG:
     def retrieve(self, question: str) -> tuple[list[Passage], bool, float]:
         """Passages, whether to refuse (best score below the threshold, or nothing found), seconds."""
         start = time.perf_counter()
-        passages = self.retriever.search(check_query(question), self.k)
+        passages = self.retriever.search(check_question(question), self.k)
         refuse = not passages or (self.threshold is not None and passages[0].score < self.threshold)
         return passages, refuse, time.perf_counter() - start
 
     def answer(self, question: str) -> Answer:
+        """Retrieve, then refuse or generate; the reply comes with its citation check and timings."""
+        if not_english(check_question(question)):
+            return Answer(question, ENGLISH_ONLY, [], True, None, {"retrieve": 0.0, "generate": 0.0})
         passages, refuse, t_retrieve = self.retrieve(question)
         if refuse:
             return Answer(question, REFUSAL, passages, True, None, {"retrieve": t_retrieve, "generate": 0.0})
-        out = complete(self.model, self.tokenizer, self.messages(question, passages), self.max_new_tokens,
-                       self.constraint(passages))
-        return Answer(question, out.text, passages, False, check_citations(out.text, passages),
-                      {"retrieve": t_retrieve, "generate": out.seconds}, out.new_tokens)
+        start = time.perf_counter()
+        reply = self.chat_model(passages).chat(self.messages(question, passages), max_tokens=self.max_new_tokens)
+        text = reply.content.strip()
+        return Answer(question, text, passages, False, check_citations(text, passages),
+                      {"retrieve": t_retrieve, "generate": time.perf_counter() - start},
+                      reply.usage["completion_tokens"])
+
+    def chat_model(self, passages: Sequence[Passage]) -> LocalChatModel:
+        """SmolLM2 behind the chat interface, with a fresh :class:`CiteFirst` per reply unless ``cite_first=False``."""
+        return LocalChatModel(self.model, self.tokenizer, constraint=self.constraint(passages))
 
     def messages(self, question: str, passages: Sequence[Passage]) -> list[dict]:
+        """The grounded chat messages for ``question`` over ``passages`` (:func:`grounded_messages`)."""
         return grounded_messages(question, passages, self.tokenizer, self.max_passage_tokens)
 
     def stream(self, question: str) -> Iterator[str]:
@@ -143,8 +153,7 @@ class RAG:
         if refuse:
             yield REFUSAL
             return
-        yield from stream_chat(self.model, self.tokenizer, self.messages(question, passages), self.max_new_tokens,
-                               self.constraint(passages))
+        yield from self.chat_model(passages).stream(self.messages(question, passages), max_tokens=self.max_new_tokens)
 
     def constraint(self, passages: Sequence[Passage]):
         """``LocalChatModel``'s per-reply hook: a fresh :class:`CiteFirst` over the sources (``None``: free text)."""

@@ -62,3 +62,21 @@ def choose_threshold(answerable: Sequence[float], unanswerable: Sequence[float])
     candidates = np.concatenate([[values[0] - 1e-9], (values[1:] + values[:-1]) / 2, [values[-1] + 1e-9]])
     accuracy = [((pos >= t).sum() + (neg < t).sum()) / (len(pos) + len(neg)) for t in candidates]
     return float(candidates[int(np.argmax(accuracy))])
+
+
+def answer_row(question, answer) -> dict:
+    """One question's scores for :func:`course_lib.rag.answer_metrics.summarize` (and what was said, for reading).
+
+    ``question``: a :class:`~course_lib.rag.questions.Question`; ``answer``: an
+    :class:`~course_lib.rag.answer.Answer`. A reply that is not flagged as refused but reads as one
+    ("I don't know ...") counts as a refusal.
+    """
+    from course_lib.rag.answer_metrics import answer_score, citation_scores, is_refusal
+
+    refused = answer.refused or is_refusal(answer.text)
+    cites = None if refused else citation_scores(answer.text, answer.passages)
+    return {"id": question.id, "answerable": question.answerable, "refused": refused,
+            "score": answer_score(answer.text, question.answer) if question.answerable and not refused else 0.0,
+            "cite_recall": cites.recall if cites else None, "cite_precision": cites.precision if cites else None,
+            "seconds": float(sum(answer.seconds.values())), "text": answer.text,
+            "sources": [p.id for p in answer.passages]}

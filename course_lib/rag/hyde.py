@@ -10,13 +10,25 @@ vocabulary and form have to resemble the real one. The price is one generation p
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
 
+from course_lib.chat import LocalChatModel
 from course_lib.rag.dense import DenseRetriever
-from course_lib.rag.llm import Completion, complete
 from course_lib.rag.types import Passage, check_k, check_query
 
 PROMPT = "Write a short passage from the Python documentation that answers this question.\nQuestion: {question}"
+
+
+@dataclass(frozen=True)
+class Hypothetical:
+    """The generated passage for one query and its cost: text, prompt / new tokens, wall seconds."""
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
 
 
 class HydeRetriever:
@@ -25,11 +37,15 @@ class HydeRetriever:
     def __init__(self, dense: DenseRetriever, model, tokenizer, max_new_tokens: int = 64):
         self.dense, self.model, self.tokenizer = dense, model, tokenizer
         self.max_new_tokens = check_k(max_new_tokens)
-        self.last: Completion | None = None     # the hypothetical passage and its cost, for the last query
+        self.last: Hypothetical | None = None     # the hypothetical passage and its cost, for the last query
 
-    def hypothetical(self, query: str) -> Completion:
-        return complete(self.model, self.tokenizer, [{"role": "user", "content": PROMPT.format(question=query)}],
-                        self.max_new_tokens)
+    def hypothetical(self, query: str) -> Hypothetical:
+        """SmolLM2's greedy passage for ``query`` (:data:`PROMPT`) through the chat interface, with its cost."""
+        start = time.perf_counter()
+        reply = LocalChatModel(self.model, self.tokenizer).chat(
+            [{"role": "user", "content": PROMPT.format(question=query)}], max_tokens=self.max_new_tokens)
+        return Hypothetical(reply.content.strip(), reply.usage["prompt_tokens"], reply.usage["completion_tokens"],
+                            time.perf_counter() - start)
 
     def query_vector(self, query: str) -> np.ndarray:
         self.last = self.hypothetical(check_query(query))
