@@ -14,7 +14,6 @@ GRPO. Only the dev split is trained on; the held-out split is only evaluated (gr
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -26,19 +25,13 @@ from course_lib.peft.shipped import data_sha256, ship_adapter
 from course_lib.posttrain import rollout
 from course_lib.posttrain.behaviour_cloning import train_lora_sft
 from course_lib.posttrain.loop import grpo_train
-from course_lib.posttrain.rewards import arithmetic_problems
+from course_lib.posttrain.rewards import arithmetic_problems, number_accuracy
 
 OUT = Path(__file__).resolve().parents[1] / "data" / "adapters" / "grpo_arith"
 CONFIG = dict(seed=0, max_operand=20, lora_targets="all-linear", lora_r=4, lora_alpha=8,
               sft_chats=32, sft_steps=4, sft_batch_tokens=480, sft_lr=1e-3,
-              grpo_steps=10, prompts_per_step=2, num_generations=8, max_new_tokens=10, temperature=1.0,
+              grpo_steps=8, prompts_per_step=2, num_generations=8, max_new_tokens=10, temperature=1.0,
               beta=0.04, epsilon=0.2, grpo_lr=3e-4, format_weight=0.5, eval_problems=48, threads=1)
-
-
-def lenient_accuracy(texts: list[str], problems) -> float:
-    """Share of texts whose last integer is the answer, tags or not (the arithmetic, without the format)."""
-    last = [(re.findall(r"-?\d+", t) or [None])[-1] for t in texts]
-    return sum(x == str(p.answer) for x, p in zip(last, problems)) / len(problems)
 
 
 def training_problems(config: dict):
@@ -60,7 +53,8 @@ def main(config: dict = CONFIG, out: Path = OUT) -> dict:
 
     def evaluate(name):
         r = rollout.evaluate(model, tok, prompt_fn, held, config["max_new_tokens"], stop, pad)
-        row = {"accuracy": r["accuracy"], "format": r["format"], "lenient": lenient_accuracy(r["texts"], held),
+        row = {"accuracy": r["accuracy"], "format": r["format"],
+               "number_accuracy": number_accuracy(r["texts"], [p.answer for p in held]),
                "samples": r["texts"][:6]}
         print(f"[{name}] held-out {row}", flush=True)
         return row

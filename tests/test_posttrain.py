@@ -139,6 +139,7 @@ def test_rewards_and_splits():
     assert rewards.format_reward(texts) == [1.0, 0.0, 0.0, 1.0]
     assert rewards.correctness_reward(texts, [5] * 4) == [1.0, 1.0, 0.0, 0.0]
     assert rewards.total_reward(texts, [5] * 4) == [1.5, 1.0, 0.0, 0.5]
+    assert rewards.number_accuracy(texts + ["2 + 3 = 5", "5 or 6", "none"], [5] * 7) == 4 / 7
 
 
 def test_bad_input():

@@ -96,6 +96,13 @@ def correctness_reward(completions: list[str], answers: list[int]) -> list[float
     return [1.0 if extract_answer(c) == a else 0.0 for c, a in zip(completions, answers)]
 
 
+def number_accuracy(completions: list[str], answers: list[int]) -> float:
+    """Share of completions whose *last integer* is the answer, tags or not: the arithmetic without the format."""
+    _check_pairs(completions, answers)
+    last = [re.findall(r"-?\d+", c) for c in completions]
+    return sum(bool(found) and int(found[-1]) == a for found, a in zip(last, answers)) / len(completions)
+
+
 def total_reward(completions: list[str], answers: list[int], format_weight: float = 0.5) -> list[float]:
     """``correctness + format_weight · format``, the sum TRL computes over its reward functions."""
     if not isinstance(format_weight, (int, float)) or not math.isfinite(format_weight):
