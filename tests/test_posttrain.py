@@ -115,7 +115,6 @@ def test_lora_off_reference_is_the_base_model(tiny_model):
 
 def test_dpo_loss_values_and_zero_at_start(tiny_model):
     import copy
-    import math
 
     out = dpo.dpo_loss(torch.tensor([-3.0]), torch.tensor([-5.0]), torch.tensor([-4.0]), torch.tensor([-4.0]), beta=0.5)
     assert out.loss.item() == pytest.approx(-math.log(1 / (1 + math.exp(-0.5 * 2))))
@@ -131,13 +130,16 @@ def test_dpo_loss_values_and_zero_at_start(tiny_model):
 
 
 def test_rewards_and_splits():
-    dev, held = rewards.arithmetic_problems("dev", 500), rewards.arithmetic_problems("heldout", 500)
+    dev, held = rewards.arithmetic_problems("dev", 441), rewards.arithmetic_problems("heldout", 441)  # all of 0..20
     assert not {(p.a, p.op, p.b) for p in dev} & {(p.a, p.op, p.b) for p in held}
-    assert dev == rewards.arithmetic_problems("dev", 500) and dev[0] != rewards.arithmetic_problems("dev", 1, seed=1)[0]
+    assert dev == rewards.arithmetic_problems("dev", 441) and dev[0] != rewards.arithmetic_problems("dev", 1, seed=1)[0]
+    with pytest.raises(ValueError, match="exceeds the 441 problems"):
+        rewards.arithmetic_problems("heldout", 442)
     texts = ["<answer>5</answer>", "The answer is <answer> 5 </answer>", "5", "<answer>6</answer>"]
     assert rewards.format_reward(texts) == [1.0, 0.0, 0.0, 1.0]
     assert rewards.correctness_reward(texts, [5] * 4) == [1.0, 1.0, 0.0, 0.0]
     assert rewards.total_reward(texts, [5] * 4) == [1.5, 1.0, 0.0, 0.5]
+    assert rewards.number_accuracy(texts + ["2 + 3 = 5", "5 or 6", "none"], [5] * 7) == 4 / 7
 
 
 def test_bad_input():
@@ -179,7 +181,7 @@ def test_bad_input():
 
 
 def test_rollout_pieces_on_a_tiny_model():
-    """sample → score → grpo_step and sft_step run on a LoRA model; only the adapter moves; the mask stops after the stop token."""
+    """sample → score → grpo_step run on a LoRA model; only the adapter moves; the mask stops after the stop token."""
     from course_lib import pretrained
     from course_lib.posttrain import rollout
 
@@ -202,9 +204,51 @@ def test_rollout_pieces_on_a_tiny_model():
     ro.advantages = torch.tensor([1.0, -1.0, 0.0, 0.5, -0.5, 0.0])  # random text scores 0: give the step a signal
     out = rollout.grpo_step(model, opt, ro, beta=0.04)
     assert out.clip_ratio == 0.0 and torch.equal(out.ratio, torch.ones_like(out.ratio))
-    loss = rollout.sft_step(model, opt, tok, pretrained.smollm2_chat_template(), problems)
-    assert math.isfinite(loss)
     state = {k.replace(".base_layer.", "."): v for k, v in model.state_dict().items() if ".lora_" not in k}
     assert all(torch.equal(state[k], v) for k, v in base.items())  # the base weights never move
     assert any(layer.lora_B.weight.abs().sum() > 0 for layer in lora_layers(model).values())
 
+
+
+def test_instruction_shows_no_answer_to_copy():
+    """The old instruction's example ``<answer>7</answer>`` was copied by SmolLM2 ('18 - 0 is 7'): no digit may appear."""
+    p = rewards.arithmetic_problems("dev", 1)[0]
+    assert [m["role"] for m in p.messages] == ["system", "user"]
+    assert not any(ch.isdigit() for ch in p.messages[0]["content"])
+    assert p.demonstration()[-1] == {"role": "assistant", "content": f"<answer>{p.answer}</answer>"}
+    assert rewards.format_reward([p.demonstration()[-1]["content"]]) == [1.0]
+
+
+def test_group_signal_counts_groups_with_unequal_rewards():
+    from course_lib.posttrain.loop import group_signal
+
+    r = torch.tensor([0.5, 0.5, 0.5, 1.5, 0.0, 0.0, 0.0, 0.0])
+    assert group_signal(r, 4) == 0.5 and group_signal(r, 2) == 0.25 and group_signal(torch.zeros(6), 3) == 0.0
+    adv = grpo.group_advantages(r, 4)
+    assert (adv[:4] != 0).all()
+    assert adv[4:].abs().sum() == 0  # an all-equal group has no advantage: nothing to learn from it
+
+
+def test_grpo_train_loop_on_a_tiny_model():
+    from course_lib import pretrained
+    from course_lib.posttrain.loop import grpo_train
+
+    tok = pretrained.smollm2_tokenizer()
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=256)
+    model = LlamaForCausalLM(config).eval()
+    inject_lora(model, "all-linear", r=4)
+    kwargs = dict(steps=3, prompts_per_step=2, num_generations=3, max_new_tokens=4, lr=1e-2,
+                  stop_id=tok.special_tokens["<|im_end|>"], pad_id=tok.pad_token_id,
+                  template_fn=pretrained.smollm2_chat_prompt)
+    problems = rewards.arithmetic_problems("dev", 3)
+    runs = list(grpo_train(model, tok, problems, **kwargs))
+    assert len(runs) == 3 and all(ro.rewards.shape == (6,) for _, ro in runs)
+    assert set(runs[0][0]) == {"reward", "accuracy", "format", "signal", "kl", "loss", "tokens", "seconds"}
+    assert runs[0][0]["kl"] == 0.0  # step 1: B = 0, the policy is the reference
+    assert all(math.isfinite(s["loss"]) and s["tokens"] > 0 for s, _ in runs)
+    with pytest.raises(ValueError, match="num_generations"):
+        next(grpo_train(model, tok, problems, **{**kwargs, "num_generations": 1}))
+    with pytest.raises(ValueError, match="problems"):
+        next(grpo_train(model, tok, [], **kwargs))

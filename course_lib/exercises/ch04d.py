@@ -60,5 +60,5 @@ def check_dpo_start(value) -> str:
     """Check exercise 04d.3: the DPO loss before any step (LoRA B = 0, so the policy is the reference)."""
     assert isinstance(value, (int, float)), f"答案是一个数，得到 {value!r}"
     assert abs(value - math.log(2)) < 1e-3, \
-        "开始时 π_θ = π_ref，两个隐式奖励都是 0，损失是 −log σ(0) —— σ(0) 是多少？"
+        "开始时 π_θ = π_ref：两个隐式奖励各是多少？把它们代回 DPO 损失的式子"
     return f"−log σ(0) = ln 2 ≈ {math.log(2):.4f}：这就是 DPO 曲线的起点"

@@ -2,10 +2,12 @@
 
 R1-Zero is trained with rewards a program computes, not a learned reward model: an *accuracy*
 reward (is the final answer right?) and a *format* reward (is it inside the required tags?).
-Here the task is integer arithmetic ``a op b`` with the answer in ``<answer>…</answer>``, so
-both rewards are exact. Problems are drawn deterministically from a seeded shuffle of all
-``(a, op, b)`` triples; the dev split (used for training) and the held-out split (used only to
-evaluate) are disjoint slices of that one shuffle.
+Here the task is integer arithmetic ``a op b`` (0 ≤ a, b ≤ 20 by default) with the answer in
+``<answer>…</answer>``, so both rewards are exact. The instruction is a short system message that
+shows no example answer (an example such as ``<answer>7</answer>`` is copied by a small model: its
+7 turned up in answers to unrelated sums). Problems are drawn deterministically from a seeded
+shuffle of all ``(a, op, b)`` triples; the dev split (used for training) and the held-out split
+(used only to evaluate) are disjoint halves of that one shuffle.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 OPS = ("+", "-")
 ANSWER_RE = re.compile(r"<answer>\s*(-?\d+)\s*</answer>")
 FORMAT_RE = re.compile(r"^\s*<answer>\s*-?\d+\s*</answer>\s*$")
-INSTRUCTION = "Put only the final number inside <answer></answer> tags, e.g. <answer>7</answer>."
+INSTRUCTION = "Answer with only the final number inside <answer></answer> tags."  # no example number to copy
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,19 @@ class Problem:
     @property
     def question(self) -> str:
         """The user message shown to the model."""
-        return f"What is {self.a} {self.op} {self.b}? {INSTRUCTION}"
+        return f"What is {self.a} {self.op} {self.b}?"
+
+    @property
+    def messages(self) -> list[dict]:
+        """The chat prompt: the instruction as system message, then the question."""
+        return [{"role": "system", "content": INSTRUCTION}, {"role": "user", "content": self.question}]
+
+    def demonstration(self) -> list[dict]:
+        """The prompt and the right answer in the required format: one SFT warm-up chat."""
+        return self.messages + [{"role": "assistant", "content": f"<answer>{self.answer}</answer>"}]
 
 
-def arithmetic_problems(split: str, n: int, seed: int = 0, max_operand: int = 50) -> list[Problem]:
+def arithmetic_problems(split: str, n: int, seed: int = 0, max_operand: int = 20) -> list[Problem]:
     """``n`` problems of ``split`` (``"dev"`` or ``"heldout"``), the same for the same seed.
 
     All ``(a, op, b)`` with ``0 ≤ a, b ≤ max_operand`` are shuffled once with ``seed``; dev takes
@@ -83,6 +94,13 @@ def correctness_reward(completions: list[str], answers: list[int]) -> list[float
     """1.0 when the tagged answer equals the true one, else 0.0 (no tag → 0)."""
     _check_pairs(completions, answers)
     return [1.0 if extract_answer(c) == a else 0.0 for c, a in zip(completions, answers)]
+
+
+def number_accuracy(completions: list[str], answers: list[int]) -> float:
+    """Share of completions whose *last integer* is the answer, tags or not: the arithmetic without the format."""
+    _check_pairs(completions, answers)
+    last = [re.findall(r"-?\d+", c) for c in completions]
+    return sum(bool(found) and int(found[-1]) == a for found, a in zip(last, answers)) / len(completions)
 
 
 def total_reward(completions: list[str], answers: list[int], format_weight: float = 0.5) -> list[float]:

@@ -17,7 +17,6 @@ from course_lib.peft.lora import disable_adapter
 from course_lib.posttrain.grpo import GRPOOutput, group_advantages, grpo_loss
 from course_lib.posttrain.logprobs import completion_logprobs
 from course_lib.posttrain.rewards import Problem, correctness_reward, format_reward, total_reward
-from course_lib.posttrain.sft import pack, packed_causal_mask, render_with_mask, sft_loss
 
 
 @dataclass
@@ -36,7 +35,7 @@ class Rollout:
 
 def chat_prompt_ids(tokenizer, template_fn, problems: list[Problem]) -> list[list[int]]:
     """Token ids of each problem's chat prompt (``template_fn(messages)`` → text, with the generation prompt)."""
-    return [tokenizer.encode(template_fn([{"role": "user", "content": p.question}])) for p in problems]
+    return [tokenizer.encode(template_fn(p.messages)) for p in problems]
 
 
 def _split_completions(out: torch.Tensor, prompt_len: int, stop_id: int, pad_id: int):
@@ -90,22 +89,6 @@ def grpo_step(model, optimizer, rollout: Rollout, beta: float = 0.04, epsilon: f
     optimizer.step()
     model.eval()
     return out
-
-
-def sft_step(model, optimizer, tokenizer, template: str, problems: list[Problem], max_length: int = 512) -> float:
-    """One SFT step on packed chats whose assistant turn is the tagged right answer; returns the loss."""
-    device = generation.model_device(model)
-    chats = [[{"role": "user", "content": p.question}, {"role": "assistant", "content": f"<answer>{p.answer}</answer>"}]
-             for p in problems]
-    batch = pack([render_with_mask(c, tokenizer, template) for c in chats], max_length)
-    ids, pos = batch.input_ids.to(device), batch.position_ids.to(device)
-    model.train()
-    loss = sft_loss(model.forward_rows(ids, pos, packed_causal_mask(pos)), batch.labels.to(device))
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    model.eval()
-    return float(loss.detach())
 
 
 def evaluate(model, tokenizer, template_fn, problems: list[Problem], max_new_tokens: int, stop_id: int,
