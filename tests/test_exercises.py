@@ -148,16 +148,18 @@ COPY_ALLOWED: dict[str, str] = {}
 PREFIXES = [p.name.split("_")[0] for p in CHAPTERS]
 
 
-def shown_cells(path: Path) -> list[str]:
-    """The chapter's code cells before its first exercise cell (what the learner has already seen)."""
-    shown = []
+def shown_before(path: Path) -> dict[str, list[str]]:
+    """``{exercise id: the chapter's other code cells above its stub}``: what the learner has already seen."""
+    shown, seen = {}, []
     for cell in json.loads(path.read_text(encoding="utf-8"))["cells"]:
         source = "".join(cell["source"])
         if cell["cell_type"] != "code":
             continue
-        if MARKER.match(source):
-            break
-        shown.append(source)
+        match = MARKER.match(source)
+        if match:
+            shown[match.group(1)] = list(seen)
+        else:
+            seen.append(source)
     return shown
 
 
@@ -165,18 +167,18 @@ def copies(path: Path, solution: Path) -> list[str]:
     """What is wrong with each code-writing solution in ``solution`` that re-types a cell of chapter ``path``.
 
     A solution (normalised: no comments, imports, whitespace or short lines) is a copy when its
-    whole body is contained in one earlier code cell, or when more than half of its lines appear
-    verbatim among the earlier cells' lines.
+    whole body is contained in one code cell above its stub in the chapter, or when more than half
+    of its lines appear verbatim among those cells' lines.
     """
-    shown = shown_cells(path)
-    shown_text = ["\n".join(normalised_lines(s)) for s in shown]
-    shown_lines = {line for s in shown for line in normalised_lines(s)}
+    before = shown_before(path)
     problems = []
     for ex_id, source in exercise_cells(solution).items():
         if not exercises.get(ex_id).writes_code:
             continue
+        shown = before.get(ex_id, [])
+        shown_lines = {line for s in shown for line in normalised_lines(s)}
         body = normalised_lines(source)
-        if body and any("\n".join(body) in text for text in shown_text):
+        if body and any("\n".join(body) in "\n".join(normalised_lines(s)) for s in shown):
             problems.append(f"{ex_id}: the solution is a chapter cell")
         copied = sum(line in shown_lines for line in body)
         if copied > len(body) // 2:
@@ -205,7 +207,8 @@ def test_copy_check_catches_a_copied_solution(tmp_path):
             "    return torch.relu(y) + y.sum()\n")
     own = "# EXERCISE 99.1 — f\ndef f(x):\n    z = torch.tanh(x) - x.mean()\n    return z.clamp(min=0) * 3\n"
     chapter, solution = tmp_path / "99_demo.ipynb", tmp_path / "99_solution.ipynb"
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(shown),
+    stub = "# EXERCISE 99.1 — f\ndef f(x):\n    raise NotImplementedError\n"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(shown), nbformat.v4.new_code_cell(stub),
                                                    nbformat.v4.new_code_cell(own)]), chapter)
     exercises.exercise("99.1", answer="f", wrong=(None,), writes_code=True)(lambda fn: "")
     try:
@@ -217,7 +220,7 @@ def test_copy_check_catches_a_copied_solution(tmp_path):
         exercises.REGISTRY.pop("99.1")
     assert found["copied"] == ["99.1: the solution is a chapter cell", "99.1: 2 of 2 solution lines appear in the chapter"]
     assert found["half"] == ["99.1: 2 of 3 solution lines appear in the chapter"]  # no single cell holds it
-    assert found["own"] == []  # the exercise cell itself (after the first marker) is not "shown"
+    assert found["own"] == []  # a cell below the stub (here: the same code) is not "shown" yet
 
 
 def test_saved_output_check_catches_an_altered_check_message(capsys, monkeypatch):
