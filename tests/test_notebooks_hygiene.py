@@ -1,10 +1,33 @@
-"""House rules for every notebook under chapters/ (COURSE_DESIGN §9), checked on the committed files."""
+"""House rules for every notebook under chapters/ (COURSE_DESIGN §9), checked on the committed files.
+
+Stale outputs. Two ways a saved output stops matching what the notebook would print today:
+
+- a code cell edited without re-executing: ``metadata.course.source_sha256`` (written by
+  ``scripts/run_notebook.py``) no longer matches the code (:func:`test_saved_outputs_come_from_the_current_source`);
+- a library change that alters what a cell prints (chapter 00's course map once still said
+  "待写" for chapters that had shipped). Deterministic cells whose text comes from ``course_lib``
+  are marked ``# NBVAL_CHECK_OUTPUT``; nbval, which the full test command already runs on every
+  notebook, then compares their saved output with a fresh one and fails on any difference
+  (:func:`test_nbval_fails_on_a_stale_library_output` proves it). Exercise check messages, the
+  commonest library text in a notebook, are also compared without a kernel in
+  ``tests/test_exercises.py``.
+
+Why not hash the ``course_lib`` modules a notebook imports into ``source_sha256``? Every notebook
+imports ``course_lib.config`` and most import a dozen modules, so any library edit (a docstring,
+a speed-up) would make most notebooks "stale" and force re-executing them (minutes each on two
+cores) although their outputs cannot change; and most outputs (timings, training curves) are not
+deterministic, so the hash would say nothing about them either. The marker costs no extra run
+and fails exactly when a marked output changes, naming the cell.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,3 +148,31 @@ def test_course_map_matches_chapters_folder():
     on_disk = {p.name for p in NOTEBOOKS}
     mapped = set(mapped_notebooks())
     assert on_disk == mapped, f"not in course_map: {sorted(on_disk - mapped)}; missing on disk: {sorted(mapped - on_disk)}"
+
+
+def test_nbval_fails_on_a_stale_library_output(tmp_path):
+    """A marked cell whose saved text is what the library printed before a change fails under nbval.
+
+    Two marked cells print the same library output (the course map's notebooks): one saved with
+    today's text passes, one saved with the text from before a chapter was added fails.
+    """
+    import nbformat
+
+    source = "# NBVAL_CHECK_OUTPUT\nfrom course_lib.course_map import notebooks\nprint(len(notebooks()), notebooks()[-1])"
+    today = f"{len(mapped_notebooks())} {mapped_notebooks()[-1]}\n"
+    before = f"{len(mapped_notebooks()) - 1} {mapped_notebooks()[-2]}\n"   # the map before its last chapter
+    cells = []
+    for text in (today, before):
+        cell = nbformat.v4.new_code_cell(source, execution_count=len(cells) + 1)
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        cells.append(cell)
+    notebook = tmp_path / "stale.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}}), notebook)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")   # not the repository's addopts
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-p", "no:xdist",
+                          "-p", "no:randomly", "-q", notebook.name], cwd=tmp_path, capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    summary = run.stdout.strip().splitlines()[-1]
+    assert "1 failed, 1 passed" in summary, run.stdout[-2000:] + run.stderr[-2000:]
+    assert before.strip() in run.stdout and today.strip() in run.stdout  # nbval shows the saved and the fresh text

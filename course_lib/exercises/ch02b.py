@@ -36,11 +36,11 @@ def check_gru_cell(gru_cell) -> str:
         got = gru_cell(x, h, ref.weight_ih, ref.weight_hh, ref.bias_ih, ref.bias_hh)
         expected = ref(x, h)
     assert isinstance(got, torch.Tensor) and got.shape == expected.shape, \
-        f"gru_cell should return h' of shape {tuple(expected.shape)}, got {getattr(got, 'shape', type(got))}"
+        f"gru_cell 应返回形状 {tuple(expected.shape)} 的 h'，得到 {getattr(got, 'shape', type(got))}"
     err = (got - expected).abs().max().item()
-    assert err < 1e-5, (f"max |gru_cell − torch.nn.GRUCell| = {err:.3g}; check the gate order r, z, n, "
-                        "that h' = (1 − z) ⊙ n + z ⊙ h, and that r multiplies (W_hn h + b_hn)")
-    return f"gru_cell = torch.nn.GRUCell (max |diff| {err:.1e})"
+    assert err < 1e-5, (f"max |gru_cell − torch.nn.GRUCell| = {err:.3g}；检查门的顺序 r、z、n，"
+                        "h' = (1 − z) ⊙ n + z ⊙ h，以及 r 乘的是 (W_hn h + b_hn)")
+    return f"gru_cell 与 torch.nn.GRUCell 一致（max |diff| {err:.1e}）"
 
 
 def _retention_recurrent(q, k, v, gamma):
@@ -76,11 +76,11 @@ def check_retention_parallel(retention_parallel) -> str:
         got = retention_parallel(q, k, v, gamma)
         expected = _retention_recurrent(q, k, v, gamma)
         assert isinstance(got, torch.Tensor) and got.shape == expected.shape, \
-            f"retention_parallel should return (T, d_v) = {tuple(expected.shape)}, got {getattr(got, 'shape', type(got))}"
+            f"retention_parallel 应返回 (T, d_v) = {tuple(expected.shape)}，得到 {getattr(got, 'shape', type(got))}"
         err = (got - expected).abs().max().item()
-        assert err < 1e-4, (f"γ = {gamma}: max |parallel − recurrent| = {err:.3g}; M_ts should be γ^(t−s) "
-                            "for s ≤ t and 0 above the diagonal")
-    return "parallel form (QKᵀ ⊙ M)V = recurrent form for γ = 0.9 and 0.5"
+        assert err < 1e-4, (f"γ = {gamma}：max |并行 − 循环| = {err:.3g}；s ≤ t 时 M_ts 应为 γ^(t−s)，"
+                            "对角线以上为 0")
+    return "并行形态 (QKᵀ ⊙ M)V 与循环形态一致（γ = 0.9 和 0.5）"
 
 
 def _image_to_text_accuracy(image_emb, text_emb, labels):
@@ -106,9 +106,9 @@ def check_text_to_image_accuracy(text_to_image_accuracy) -> str:
     best = (text_emb @ image_emb.T).argmax(dim=1)
     expected = (labels[best] == torch.arange(n_captions)).float().mean().item()
     got = float(text_to_image_accuracy(image_emb, text_emb, labels))
-    assert abs(got - expected) < 1e-6, (f"got {got:.3f}, expected {expected:.3f} on a small test set: for each "
-                                        "caption pick the most similar image, then check that image's label")
-    return f"text→image top-1 = {expected:.3f} on a 6-caption test set"
+    assert abs(got - expected) < 1e-6, (f"得到 {got:.3f}，小测试集上应为 {expected:.3f}：对每条文字描述 (caption) "
+                                        "选出最相似的图像，再看那张图像的标签是否就是这条描述")
+    return f"6 条描述的测试集上 text→image top-1 = {expected:.3f}"
 
 
 def _euler_b(delta, A, B):
@@ -134,8 +134,8 @@ def check_zoh_b(zoh_B) -> str:
     integral = torch.stack([torch.exp(f * delta[..., None] * A) for f in fractions]).mean(0) * delta[..., None]
     expected = integral * B[:, None, :]
     assert isinstance(got, torch.Tensor) and got.shape == expected.shape, \
-        f"zoh_B should return (B, D, N) = {tuple(expected.shape)}, got {getattr(got, 'shape', type(got))}"
+        f"zoh_B 应返回 (B, D, N) = {tuple(expected.shape)}，得到 {getattr(got, 'shape', type(got))}"
     err = (got - expected).abs().max().item()
-    assert err < 1e-4, (f"max |zoh_B − ∫₀^Δ e^(Aτ)dτ·B| = {err:.3g}; the exact ZOH is (e^(ΔA) − 1)/A · B, "
-                        "not the Euler shortcut Δ·B")
-    return f"ZOH B̄ = (e^(ΔA) − 1)/A · B matches the integral (max |diff| {err:.1e})"
+    assert err < 1e-4, (f"max |zoh_B − ∫₀^Δ e^(Aτ)dτ·B| = {err:.3g}；精确的零阶保持 (ZOH) 是 (e^(ΔA) − 1)/A · B，"
+                        "不是欧拉近似 (Euler) Δ·B")
+    return f"ZOH B̄ = (e^(ΔA) − 1)/A · B 与积分一致（max |diff| {err:.1e}）"

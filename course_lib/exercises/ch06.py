@@ -56,14 +56,14 @@ def check_prefix_from_text(fn) -> str:
     past = fn(model, ids)
     expected_shape = (2, 4, c.num_hidden_layers * 2 * c.num_key_value_heads * c.head_dim)
     assert isinstance(past, torch.Tensor) and tuple(past.shape) == expected_shape, (
-        f"past must be (B, n, L·2·H_kv·d) = {expected_shape}, got {tuple(getattr(past, 'shape', ()))}")
+        f"past 的形状应为 (B, n, L·2·H_kv·d) = {expected_shape}，得到 {tuple(getattr(past, 'shape', ()))}")
     with torch.no_grad():
         ours = forward_with_prefix(model, past, x).logits                  # (B, T, V)
         text = model(torch.cat([ids, x], dim=1)).logits[:, ids.shape[1]:]  # (B, T, V)
     err = (ours - text).abs().max().item()
-    assert err < 1e-4, (f"with your prefix the logits differ from the real text [ids; x] by up to {err:.2e}: "
-                        "check the order of the last dim, (layer, key/value, head, dim), and where n sits")
-    return f"prefix from 4 real tokens ≡ the text itself (max |difference| {err:.1e})"
+    assert err < 1e-4, (f"用你的前缀 (prefix) 得到的 logits 与真实文本 [ids; x] 最多相差 {err:.2e}："
+                        "检查最后一维的顺序（层、键/值、头、维度）以及 n 放在哪一维")
+    return f"由 4 个真实词元得到的前缀 ≡ 文本本身（max |difference| {err:.1e}）"
 
 
 def _block_prompts_forward_hook(model, prompts, ids, layer):
@@ -115,19 +115,19 @@ def check_layer_prompts(fn) -> str:
             expected = (forward_with_prompts(model, prompts, ids).logits if layer == 0
                         else _block_prompts_reference(model, prompts, ids, layer))
             assert isinstance(out, torch.Tensor) and out.shape == expected.shape, (
-                f"layer={layer}: expected logits {tuple(expected.shape)} (B, n + T, V), got "
+                f"layer={layer}：logits 的形状应为 {tuple(expected.shape)} (B, n + T, V)，得到 "
                 f"{tuple(getattr(out, 'shape', ()))}")
             err = (out - expected).abs().max().item()
-            assert err < 1e-5, (f"layer={layer}: logits differ by up to {err:.2e} from soft prompts spliced into the "
-                                f"first n rows of the hidden states entering block {layer}")
-        assert torch.equal(model(ids).logits, plain), "the hook is still attached: remove it after the forward"
-    return "soft prompts at block 0 ≡ prompt tuning; at block 2 the first two blocks still see the placeholders"
+            assert err < 1e-5, (f"layer={layer}：logits 与参考最多相差 {err:.2e}；参考是把软提示 (soft prompt) 换进"
+                                f"进入第 {layer} 个块的隐藏状态的前 n 行")
+        assert torch.equal(model(ids).logits, plain), "钩子 (hook) 还挂在模型上：前向之后要把它移除"
+    return "软提示放在第 0 个块 ≡ 提示微调 (prompt tuning)；放在第 2 个块时，前两个块看到的仍是占位词元"
 
 
 @exercise("06.3", answer="prefix_params", wrong=(10 * 30 * 2 * 576, 10 * 2 * 3 * 64, 10 * 30 * 576))
 def check_prefix_params(value) -> str:
     """Check exercise 06.3: the learner's prefix-tuning trainable-parameter count against SmolLM2's."""
-    assert isinstance(value, int), f"give an int, got {type(value).__name__}"
-    assert value == PREFIX_PARAMS_SMOLLM2, ("each of the n virtual positions holds a key and a value at every one of the "
-                                            "30 layers; with GQA a key is 3 heads × 64 = 192 numbers, not 576")
-    return f"{value:,} trainable parameters = {value / 134_515_008:.3%} of SmolLM2-135M"
+    assert isinstance(value, int), f"请给一个整数 (int)，得到 {type(value).__name__}"
+    assert value == PREFIX_PARAMS_SMOLLM2, ("n 个虚拟位置在 30 层的每一层都各有一个键和一个值；"
+                                            "GQA 下一个键是 3 个头 × 64 = 192 个数，不是 576")
+    return f"{value:,} 个可训练参数 = SmolLM2-135M 的 {value / 134_515_008:.3%}"
