@@ -123,18 +123,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", type=Path, default=RERANKER_DIR)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--modules", nargs="*", default=None, help="only these stdlib modules (tiny runs); default: full corpus")
-    ap.add_argument("--synthetic", type=int, default=200)
-    ap.add_argument("--negatives", type=int, default=6)
+    ap.add_argument("--synthetic", type=int, default=40)
+    ap.add_argument("--negatives", type=int, default=4)
     ap.add_argument("--candidates", type=int, default=20)
     ap.add_argument("--train-layers", type=int, default=2)
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--group-batch", type=int, default=4, help="questions per optimizer step")
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--head-lr", type=float, default=1e-3)
-    ap.add_argument("--max-length", type=int, default=192)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--group-batch", type=int, default=2, help="questions per optimizer step")
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--head-lr", type=float, default=2e-3)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--heldout-every", type=int, default=0,
+                    help="hold out every N-th dev question to choose rank_weight (0: train on all, use --rank-weight)")
+    ap.add_argument("--rank-weight", type=float, default=1.0, help="rank prior weight when nothing is held out")
     ap.add_argument("--cache-dir", type=Path, default=weights.cache_dir() / "rag")
     args = ap.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     rng, t0 = random.Random(args.seed), time.perf_counter()
 
     docs = rag.load_corpus(("topics", "stdlib")) if args.modules is None else rag.stdlib_docs(args.modules)
@@ -147,7 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     test = rag.load_questions("test")
     dev = [q for q in rag.load_questions("dev") if q.answerable and set(q.passages) <= set(chunks_by_doc)]
-    val, train = dev[::5], [q for i, q in enumerate(dev) if i % 5]
+    every = args.heldout_every
+    val, train = (dev[::every], [q for i, q in enumerate(dev) if i % every]) if every else ([], dev)
     exclude = {p for q in [*test, *val] for p in q.passages}
     questions = [{"id": q.id, "question": q.question, "passages": list(q.passages)} for q in train]
     questions += synthetic_questions(docs, exclude, args.synthetic, rng)
@@ -161,7 +165,11 @@ def main(argv: list[str] | None = None) -> dict:
     tokenizer, n_layers = minilm_tokenizer(), model.bert.config.num_hidden_layers
     stop = n_layers - args.train_layers
     groups = [make_group(q, hybrid, chunks_by_doc, args.candidates, args.negatives, rng) for q in questions]
-    cached = [encode_lower(model, tokenizer, qtext, ps, stop, args.max_length) for qtext, ps in groups]
+    cached = []
+    for i, (qtext, ps) in enumerate(groups, start=1):
+        cached.append(encode_lower(model, tokenizer, qtext, ps, stop, args.max_length))
+        if i % 50 == 0:
+            print(f"cached {i}/{len(groups)} questions; {time.perf_counter() - t0:.0f} s", flush=True)
     val_hits = [hybrid.search(q.question, args.candidates) for q in val]
     val_cached = [(*encode_lower(model, tokenizer, q.question, hits, stop, args.max_length), hits)
                   for q, hits in zip(val, val_hits)]
@@ -194,15 +202,15 @@ def main(argv: list[str] | None = None) -> dict:
             opt.step()
             sched.step()
             curve.append(round(loss.item(), 5))
-        val_metrics = rerank_metrics(model, val_cached, relevant, stop, rank_weights)
-        epoch_losses = curve[-(-len(order) // args.group_batch):]
+        val_metrics = rerank_metrics(model, val_cached, relevant, stop, rank_weights) if val else {}
+        epoch_losses = curve[len(curve) - len(range(0, len(order), args.group_batch)):]    # this epoch's steps
         print(f"epoch {epoch + 1}: mean loss {sum(epoch_losses) / len(epoch_losses):.3f}; "
               + "; ".join(f"{k} MRR {v['MRR']:.3f}" for k, v in val_metrics.items())
               + f"; {time.perf_counter() - t0:.0f} s", flush=True)
 
     from safetensors.torch import save_file
 
-    best = max(rank_weights, key=lambda w: (val_metrics[f"rerank w={w}"]["MRR"], -w))
+    best = max(rank_weights, key=lambda w: (val_metrics[f"rerank w={w}"]["MRR"], -w)) if val else args.rank_weight
     args.out.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().half().contiguous() for k, v in model.state_dict().items() if k.startswith(tuple(trained))}
     save_file(state, args.out / "weights.safetensors")
