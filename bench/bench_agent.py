@@ -16,8 +16,8 @@ import torch
 
 from bench.harness import BenchResult, benchmark, interleaved
 from course_lib import pretrained, tool_calls
-from course_lib.constrained.tool_calls import ToolCallGrammar, generate_calls
 from course_lib.constrained.schema import validate_call
+from course_lib.constrained.tool_calls import ToolCallGrammar, generate_calls
 from course_lib.generation import generate
 
 N_PROMPTS = 24

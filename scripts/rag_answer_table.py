@@ -161,8 +161,11 @@ def main(argv=None) -> dict:
         return lambda: rag.RAG(bm25, *smollm2(), k=K, max_new_tokens=NEW_TOKENS, **kw).answer
 
     rows = {"BM25 → grounded": (grounded(bm25), test)}
-    for name, retriever in stored_retrievers(by_id).items():
+    stored = stored_retrievers(by_id)
+    for name, retriever in stored.items():
         rows[f"{name} → grounded"] = (grounded(retriever), answerable)
+    rows["hybrid + trained cross-encoder → grounded"] = (
+        lambda: grounded(rag.CrossEncoderRetriever.load(stored["hybrid"]))(), answerable)
     dense = []
 
     def dense_retriever():
@@ -173,7 +176,6 @@ def main(argv=None) -> dict:
     rows["dense → grounded"] = (lambda: grounded(dense_retriever())(), test)
     rows["dense + HyDE → grounded"] = (lambda: grounded(rag.HydeRetriever(dense_retriever(), *smollm2(),
                                                                           max_new_tokens=NEW_TOKENS))(), test)
-    # the trained reranker (course_lib/rag/cross_encoder.py, branch "rerank") gets its row here when it lands
     rows["closed-book SmolLM2"] = (lambda: closed_book(*smollm2()), test)
     rows["BM25 → RAG free (SmolLM2)"] = (generator(cite_first=False), test)
     rows["BM25 → RAG + CiteFirst (SmolLM2)"] = (generator(cite_first=True), test)

@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from course_lib.chat import ChatReply, ScriptedChatModel
 from course_lib.webgpt.browser import LocalWeb, Quote, TextBrowser, python_topic_links
 from course_lib.webgpt.episode import check_support, evaluate, parse_command, run_episode, state_prompt
-from course_lib.chat import ChatReply, ScriptedChatModel
 
 DOCS = [
     SimpleNamespace(id="json", title="json", text="JSON encoder and decoder.\nSee json.dumps and json.loads."),

@@ -13,8 +13,14 @@ a tokenizer's vocabulary (:mod:`.tool_calls`, chapter 10) and :class:`CiteFirst`
 from course_lib.constrained.cite_first import CiteFirst
 from course_lib.constrained.grammar import Automaton, compile_schema, tool_call_schema
 from course_lib.constrained.schema import check_schema, is_valid, tool_schemas, validate, validate_call
-from course_lib.constrained.tool_calls import (TokenMasks, ToolCallGrammar, ToolCallProcessor, generate_call,
-                                               generate_calls, token_bytes)
+from course_lib.constrained.tool_calls import (
+                                               TokenMasks,
+                                               ToolCallGrammar,
+                                               ToolCallProcessor,
+                                               generate_call,
+                                               generate_calls,
+                                               token_bytes,
+)
 
 __all__ = ["Automaton", "CiteFirst", "TokenMasks", "ToolCallGrammar", "ToolCallProcessor", "check_schema",
            "compile_schema", "generate_call", "generate_calls", "is_valid", "token_bytes", "tool_call_schema",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from types import SimpleNamespace
 
+from course_lib.exercises import exercise
 from course_lib.webgpt.browser import LocalWeb, Quote, TextBrowser, normalize_space
 from course_lib.webgpt.episode import check_support, content_words
-from course_lib.exercises import exercise
 
 _DOCS = [
     SimpleNamespace(id="json.dumps", title="json.dumps",

@@ -18,6 +18,7 @@ from course_lib.rag.answer import RAG, Answer, CitationCheck, CiteFirst, check_c
 from course_lib.rag.answer_metrics import answer_score, citation_scores, refusal_scores
 from course_lib.rag.bm25 import BM25, BM25Retriever, tokenize
 from course_lib.rag.chunking import Chunk, fixed_chunks, structured_chunks
+from course_lib.rag.cross_encoder import CrossEncoderReranker, CrossEncoderRetriever
 from course_lib.rag.dense import DenseRetriever
 from course_lib.rag.documents import Document, load_corpus, notebook_prose, python_topics, stdlib_docs
 from course_lib.rag.evaluate import answer_row, retrieval_table
@@ -29,7 +30,7 @@ from course_lib.rag.questions import Question, load_questions, validate
 from course_lib.rag.rerank import LLMReranker, RerankRetriever
 from course_lib.rag.types import Passage, Retriever
 
-__all__ = ["BM25", "RAG", "Answer", "BM25Retriever", "CitationCheck", "CiteFirst", "Chunk", "DenseRetriever", "Document",
+__all__ = ["BM25", "RAG", "Answer", "BM25Retriever", "CitationCheck", "CiteFirst", "Chunk", "CrossEncoderReranker", "CrossEncoderRetriever", "DenseRetriever", "Document",
            "GroundedRAG", "HybridRetriever", "answer_row", "answer_score", "citation_scores", "refusal_scores", "HydeRetriever", "LLMReranker", "Passage", "Question", "RerankRetriever", "Retriever",
            "check_citations", "fixed_chunks", "load_corpus", "load_questions", "ndcg_at_k", "notebook_prose", "python_topics",
            "recall_at_k", "reciprocal_rank", "retrieval_table", "stdlib_docs", "structured_chunks", "tokenize",

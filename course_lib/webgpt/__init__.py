@@ -8,9 +8,25 @@ an answer is only as good as the quotes that support it::
     episode = webgpt.run_episode(model, webgpt.TextBrowser(web), "How do I pretty-print JSON?")
 """
 
-from course_lib.webgpt.browser import COMMANDS, LocalWeb, Page, Quote, TextBrowser, normalize_space, python_topic_links
-from course_lib.webgpt.episode import (Episode, Step, check_support, content_words, evaluate, parse_command,
-                                       run_episode, state_prompt)
+from course_lib.webgpt.browser import (
+                                       COMMANDS,
+                                       LocalWeb,
+                                       Page,
+                                       Quote,
+                                       TextBrowser,
+                                       normalize_space,
+                                       python_topic_links,
+)
+from course_lib.webgpt.episode import (
+                                       Episode,
+                                       Step,
+                                       check_support,
+                                       content_words,
+                                       evaluate,
+                                       parse_command,
+                                       run_episode,
+                                       state_prompt,
+)
 
 __all__ = ["COMMANDS", "Episode", "LocalWeb", "Page", "Quote", "Step", "TextBrowser", "check_support",
            "content_words", "evaluate", "normalize_space", "parse_command", "python_topic_links", "run_episode",
