@@ -151,7 +151,7 @@ def build() -> str:
                 lines.append(json.dumps({
                     "id": f"{split}-{family}-{i:03d}", "split": split, "family": family,
                     "template": f"{family}.{split}{t}", "question": question,
-                    "plan": plan, "answer": fill(answer, results), "gold": gold}, ensure_ascii=False))
+                    "plan": plan, "answer": answer, "gold": gold}, ensure_ascii=False))
     return "\n".join(lines) + "\n"
 
 

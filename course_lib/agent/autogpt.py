@@ -35,7 +35,7 @@ Work step by step, on your own. You have at most {max_steps} steps.
 
 Commands:
 {tools}
-{finish}: stop and give the final answer. Arguments: {{"answer": {{"type": "string"}}}}
+{finish}(answer: string): stop and give the final answer.
 
 Reply with one JSON object and nothing else, in this format:
 {{"thoughts": {{"text": "thought", "reasoning": "why", "plan": "- short bulleted list", "criticism": "constructive self-criticism"}}, "command": {{"name": "command name", "args": {{}}}}}}"""

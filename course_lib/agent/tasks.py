@@ -28,8 +28,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from course_lib.agent import tools as agent_tools
 from course_lib.agent.sandbox import Limits
-from course_lib.agent.tools import ToolRegistry, calculator_tool, convert_units_tool, date_tools, python_tool, search_tool
 from course_lib.datasets import dataset
 
 SPLITS = ("dev", "test")
@@ -47,7 +47,7 @@ class Task:
     template: str
     question: str
     plan: tuple        # ({"tool": name, "args": {...}}, ...) with {"ref": i} / "{i}" for earlier results
-    answer: str        # the expert's final answer, "{i}" filled with the results of the plan's steps
+    answer: str        # the expert's final answer: "{i}" stands for the value read from step i
     gold: dict         # {"number": x} or {"texts": [...]}: what is_correct checks
 
 
@@ -66,13 +66,14 @@ def docs_retriever():
     return rag.BM25Retriever(rag.structured_chunks(rag.load_corpus(("topics", "stdlib"))))
 
 
-def task_tools(retriever=None, limits: Limits | None = None) -> ToolRegistry:
+def task_tools(retriever=None, limits: Limits | None = None) -> agent_tools.ToolRegistry:
     """The tools every task may use: calculator, python, convert_units, the date tools and a one-result search.
 
     ``retriever`` defaults to :func:`docs_retriever` (built on first use, ~10 s).
     """
-    search = search_tool(retriever if retriever is not None else docs_retriever(), k=1, max_chars=60)
-    return ToolRegistry([calculator_tool(), python_tool(limits), convert_units_tool(), *date_tools(), search])
+    t = agent_tools
+    search = t.search_tool(retriever if retriever is not None else docs_retriever(), k=1, max_chars=60)
+    return t.ToolRegistry([t.calculator_tool(), t.python_tool(limits), t.convert_units_tool(), *t.date_tools(), search])
 
 
 def result_value(tool: str, observation: str) -> str:
