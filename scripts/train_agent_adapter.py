@@ -14,6 +14,7 @@ curve, the weights' sha256)::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ from course_lib.posttrain.behaviour_cloning import data_sha256, ship_adapter, tr
 OUT = Path(__file__).resolve().parents[1] / "data" / "adapters" / "agent"
 CONFIG = {"seed": 0, "tasks_per_family": 8, "formats": list(experts.FORMATS),
           "targets": r".*layers\.(1[8-9]|2[0-9])\.self_attn\.(q_proj|v_proj|o_proj)", "r": 8, "alpha": 16.0,
-          "lr": 1e-3, "steps": 36, "batch_tokens": 1200, "max_length": 1024}
+          "lr": 1e-3, "steps": 24, "batch_tokens": 700, "max_length": 1024}
 TINY = {**CONFIG, "tasks_per_family": 1, "formats": ["function_calling"], "steps": 2, "batch_tokens": 512}
 
 
@@ -55,11 +56,18 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=OUT, help="folder to ship the adapter to")
     parser.add_argument("--tiny", action="store_true", help="a two-step run on two chats (the test suite's check)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--chats", type=Path, help="a JSON file of the chats: read if it exists, else written "
+                        "(building them runs every demonstration, minutes on a busy CPU)")
     args = parser.parse_args(argv)
     config = TINY if args.tiny else CONFIG
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    chats = build_chats(config)
+    if args.chats is not None and args.chats.exists():
+        chats = json.loads(args.chats.read_text(encoding="utf-8"))
+    else:
+        chats = build_chats(config)
+        if args.chats is not None:
+            args.chats.write_text(json.dumps(chats), encoding="utf-8")
     print(f"{len(chats)} demonstration chats in {time.perf_counter() - t0:.0f} s")
     model, tok = pretrained.smollm2(), pretrained.smollm2_tokenizer()
     t0 = time.perf_counter()

@@ -17,7 +17,7 @@ test split is never used for training or for in-context examples (the WebGPT rec
 2021, §3: behaviour cloning on demonstrations, evaluation on held-out questions).
 
 :func:`is_correct` checks a final answer: a number must be the *last* number the answer writes
-(within a relative 1e-3, so rounding to four digits passes); texts (weekdays, dates, doc titles)
+(within a relative 1e-4, so rounding to five digits passes); texts (weekdays, dates, doc titles)
 must all appear in it.
 """
 
@@ -117,7 +117,7 @@ def is_correct(task: Task, answer: str | None) -> bool:
     if "number" in task.gold:
         found = numbers_in(answer)
         want = float(task.gold["number"])
-        return bool(found) and abs(found[-1] - want) <= 1e-3 * max(1.0, abs(want))
+        return bool(found) and abs(found[-1] - want) <= 1e-4 * max(1.0, abs(want))
     return all(t.lower() in answer.lower() for t in task.gold["texts"])
 
 
