@@ -16,6 +16,8 @@ import pytest
 import torch
 
 from course_lib import tool_calls
+from course_lib.constrained.grammar import Automaton, compile_schema
+from course_lib.constrained.schema import check_schema, tool_schemas, validate, validate_call
 from course_lib.constrained.tool_calls import (
     DONE,
     TokenMasks,
@@ -24,8 +26,6 @@ from course_lib.constrained.tool_calls import (
     generate_calls,
     token_bytes,
 )
-from course_lib.constrained.grammar import Automaton, compile_schema
-from course_lib.constrained.schema import check_schema, tool_schemas, validate, validate_call
 
 NAMES = ["city", "amount", "unit", "a", "b", "城市", "from", "to", "n"]
 SCALARS = ["C", "F", "", "é", 0, 1, -3, 2.5, True, False, None, "x y"]

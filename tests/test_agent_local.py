@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from course_lib.constrained.tool_calls import ToolCallGrammar
 from course_lib.agent.function_calling import FunctionCallingAgent
 from course_lib.agent.tools import ToolRegistry, calculator_tool, convert_units_tool
 from course_lib.chat import LocalChatModel
+from course_lib.constrained.tool_calls import ToolCallGrammar
 from course_lib.generation import generate
 
 TOOLS = ToolRegistry([calculator_tool(), convert_units_tool()])

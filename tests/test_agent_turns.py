@@ -99,7 +99,7 @@ def test_the_grammar_refuses_what_the_loop_could_not_read(fmt):
 def test_text_and_bounded_strings_close_within_their_length():
     line = Automaton(Text(1, 5, banned=b"{"))
     assert line.matches("héllo") and not line.matches("hello!") and not line.matches("") and not line.matches("{a")
-    assert not line.matches("a\nb") and not line.matches("a\x00")
+    assert not line.matches("a\nb") and not line.matches("a\x00") and not line.matches(" a")
     schema = bounded({"type": "object", "properties": {"s": {"type": "string"}, "t": {"type": "string", "maxLength": 3},
                                                        "a": {"type": "array", "items": {"type": "string"}}}})
     assert schema["properties"]["s"]["maxLength"] == 100 and schema["properties"]["t"]["maxLength"] == 3

@@ -30,11 +30,12 @@ THOUGHT_CHARS, ANSWER_CHARS, STRING_CHARS = 60, 120, 100
 
 
 class Text:
-    """``min_len``..``max_len`` characters of well-formed UTF-8 without the bytes in ``banned`` (one line by default).
+    """``min_len``..``max_len`` characters of well-formed UTF-8 without the bytes in ``banned``, on one line.
 
     State ``(count, utf8)``: characters so far, and ``None`` or the pending UTF-8 continuation
     ``(left, lo, hi)`` (Unicode Table 3-7, as :class:`~.json_values.String`). Control characters
-    below 0x20 are refused as well, so a line stays one printable line.
+    below 0x20 are refused as well, so a line stays one printable line, and the first character is not a
+    space or ``*`` (the ReAct parser strips both after a label), so a text never reads as nothing.
     """
 
     def __init__(self, min_len: int = 1, max_len: int = ANSWER_CHARS, banned: bytes = b""):
@@ -52,7 +53,7 @@ class Text:
             if not lo <= b <= hi:
                 return []
             return [(count + 1, None)] if left == 1 else [(count, (left - 1, 0x80, 0xBF))]
-        if count >= self.max_len or b in self.banned or b < 0x20 or b == 0x7F:
+        if count >= self.max_len or b in self.banned or b < 0x20 or b == 0x7F or (count == 0 and b in b" *"):
             return []
         if b < 0x80:
             return [(count + 1, None)]
