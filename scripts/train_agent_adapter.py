@@ -29,7 +29,7 @@ from course_lib.posttrain.behaviour_cloning import data_sha256, ship_adapter, tr
 OUT = Path(__file__).resolve().parents[1] / "data" / "adapters" / "agent"
 CONFIG = {"seed": 0, "tasks_per_family": 8, "formats": list(experts.FORMATS),
           "targets": r".*layers\.(1[8-9]|2[0-9])\.self_attn\.(q_proj|v_proj|o_proj)", "r": 8, "alpha": 16.0,
-          "lr": 1e-3, "steps": 24, "batch_tokens": 700, "max_length": 1024}
+          "lr": 1e-3, "steps": 12, "batch_tokens": 700, "max_length": 1024}
 TINY = {**CONFIG, "tasks_per_family": 1, "formats": ["function_calling"], "steps": 2, "batch_tokens": 512}
 
 

@@ -126,8 +126,14 @@ class TurnGrammar:
         self.masks = TokenMasks(self.automaton, vocab, eos_id, encode)
 
     @classmethod
-    def from_tokenizer(cls, matcher, tokenizer, eos_token: str = "<|im_end|>", canonical: bool = True) -> TurnGrammar:
-        """Build for a ``ByteLevelBPE``; EOS is ``eos_token``; ``canonical``: forced bytes as the tokenizer splits them."""
+    def from_tokenizer(cls, matcher, tokenizer, eos_token: str = "<|im_end|>", canonical: bool = False) -> TurnGrammar:
+        """Build for a ``ByteLevelBPE``; EOS is ``eos_token``.
+
+        ``canonical`` (off by default) forces the first token of the tokenizer's split of forced bytes.
+        A turn's literals end in a space before free text or a branch (``Thought: ``, ``Action: ``), and
+        forcing that space alone would make the model write ``I`` where it learned `` I``; left free,
+        the model picks the token it was trained on (the automaton still checks every byte).
+        """
         return cls(matcher, token_bytes(tokenizer), tokenizer.token_to_id(eos_token),
                    tokenizer.encode_ordinary if canonical else None)
 
