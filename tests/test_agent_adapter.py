@@ -59,4 +59,4 @@ def test_a_tiny_training_run_ships_an_adapter_that_loads(tmp_path, smollm2):
     load_shipped(tuned, out)
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
-        assert not torch.allclose(tuned(ids), smollm2(ids))  # the two steps moved the LoRA B matrices off zero
+        assert not torch.allclose(tuned(ids).logits, smollm2(ids).logits)  # the two steps moved the LoRA B matrices off zero
