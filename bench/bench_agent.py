@@ -1,21 +1,30 @@
-"""Agent benchmarks (chapter 10): constrained decoding on SmolLM2.
+"""Agent benchmarks (chapter 10): constrained decoding on SmolLM2, and success on the multi-step tasks.
 
 - per-token time of grammar-constrained greedy decoding vs the same number of unconstrained
   greedy tokens (the overhead is the logits processor: advancing the automaton and the cached
   mask; the first call also builds the masks of the states it meets, reported as ``cold``);
 - valid-call rate of constrained vs unconstrained decoding on the tool-call task's test requests
-  (valid: the reply parses as JSON and validates against the tool's schema), with argument accuracy.
+  (valid: the reply parses as JSON and validates against the tool's schema), with argument accuracy;
+- success on the test split of ``course_lib.agent.tasks`` for each loop (ReAct, function calling,
+  AutoGPT) under free / grammar / adapter / adapter + grammar (and an OpenAI-compatible endpoint when
+  ``OPENAI_BASE_URL`` is set): success rate, mean steps, tokens and seconds per task. The whole split
+  by default (hours on 2 CPU cores); ``COURSE_AGENT_BENCH_TASKS=n`` takes the first n tasks per family.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
+import os
 import time
+from pathlib import Path
 
 import torch
 
 from bench.harness import BenchResult, benchmark, interleaved
 from course_lib import pretrained, tool_calls
+from course_lib.agent.evaluate import STEP_CAP
 from course_lib.constrained.schema import validate_call
 from course_lib.constrained.tool_calls import ToolCallGrammar, generate_calls
 from course_lib.generation import generate
@@ -106,3 +115,75 @@ def valid_call_rate() -> BenchResult:
                        notes=f"{len(examples)} prompts, max 40 new tokens",
                        extra={f"{p}, {'constrained' if g else 'unconstrained'}": {m: r[m] for m in ("valid", "format", "accuracy")}
                               for (p, g), r in rows.items()})
+
+
+# ---------------------------------------------------------------- success on the multi-step task set
+
+ADAPTER = Path(__file__).resolve().parents[1] / "data" / "adapters" / "agent"
+
+
+def bench_tasks() -> list:
+    """The test split, or its first ``COURSE_AGENT_BENCH_TASKS`` tasks per family (a development subset)."""
+    from course_lib.agent import tasks
+
+    tests = tasks.load("test")
+    per_family = int(os.environ.get("COURSE_AGENT_BENCH_TASKS", "0"))
+    if per_family:
+        tests = [t for family in tasks.FAMILIES for t in [t for t in tests if t.family == family][:per_family]]
+    return tests
+
+
+@functools.lru_cache(maxsize=1)
+def _agent_setup():
+    """SmolLM2, its copy with the shipped adapter, the task tools and MiniLM (AutoGPT's memory), loaded once."""
+    from course_lib.agent import memory, tasks
+    from course_lib.peft.shipped import load_shipped
+
+    model, tokenizer = pretrained.smollm2(), pretrained.smollm2_tokenizer()
+    tuned = copy.deepcopy(model)
+    load_shipped(tuned, ADAPTER)
+    return model, tuned.eval(), tokenizer, tasks.task_tools(), memory.minilm_embedder()
+
+
+def success_rows(fmt: str, tests: list) -> list[dict]:
+    """The success table of loop ``fmt`` on ``tests``: every local condition, and the endpoint when configured."""
+    from course_lib.agent import evaluate
+
+    model, tuned, tokenizer, tools, embed = _agent_setup()
+    conditions = evaluate.local_conditions(fmt, tools, model, tokenizer, tuned)
+    if os.environ.get("OPENAI_BASE_URL"):
+        from course_lib.chat import OpenAIChatModel
+        conditions["endpoint"] = OpenAIChatModel()
+    else:
+        print("  OPENAI_BASE_URL is not set: no endpoint row")
+    episodes = [evaluate.run_episode(task, fmt, chat, tools, name, embed)[0]
+                for name, chat in conditions.items() for task in tests]
+    rows = evaluate.success_table(episodes)
+    print(evaluate.format_table(rows))
+    return rows
+
+
+def _success(fmt: str) -> BenchResult:
+    tests = bench_tasks()
+    rows = {r["condition"]: r for r in success_rows(fmt, tests)}
+    best, free = rows["adapter + grammar"], rows["free"]
+    target = {"react": 0.8, "function_calling": 0.8, "autogpt": 0.6}[fmt]
+    return BenchResult(best["success"], free["success"], "success rate", higher_is_better=True,
+                       reference_name="free SmolLM2 (no adapter, no grammar)",
+                       notes=f"{len(tests)} test tasks, step cap {STEP_CAP}; target success >= {target:.0%}",
+                       extra={"table": list(rows.values()), "target_success": target})
+
+
+@benchmark("agent: ReAct success on the test tasks (SmolLM2 + adapter + grammar vs free)")
+def react_success() -> BenchResult:
+    return _success("react")
+
+
+@benchmark("agent: function-calling success on the test tasks (SmolLM2 + adapter + grammar vs free)")
+def function_calling_success() -> BenchResult:
+    return _success("function_calling")
+
+
+@benchmark("agent: AutoGPT-loop success on the test tasks (SmolLM2 + adapter + grammar vs free)")
+def autogpt_success() -> BenchResult:
+    return _success("autogpt")

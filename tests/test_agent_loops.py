@@ -11,7 +11,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from pydantic import TypeAdapter
 
 from course_lib.agent.autogpt import AutoGPTAgent
-from course_lib.agent.dispatch import as_registry, run_tool
+from course_lib.agent.dispatch import as_registry, describe_tools, run_tool
 from course_lib.agent.function_calling import FunctionCallingAgent, failed_call_reason
 from course_lib.agent.memory import AgentMemory
 from course_lib.agent.react import FORMAT_HELP, ReActAgent, ReActParse, arguments_from_text, parse_react
@@ -116,7 +116,7 @@ def test_react_loop_dispatches_and_feeds_observations_back():
     assert model.requests[1]["messages"][-1] == {"role": "user", "content": "Observation: 5"}
     assert model.requests[2]["messages"][-1] == {"role": "user", "content": "Observation: FIVE"}
     system = model.requests[0]["messages"][0]["content"]
-    assert "add: Add two numbers." in system and "[add, upper, boom, hang]" in system
+    assert "add(a: number, b: number): Add two numbers." in system and "[add, upper, boom, hang]" in system
 
 
 def test_react_bad_input_becomes_observations_and_the_run_goes_on():
@@ -305,3 +305,10 @@ def test_autogpt_stops_on_repeats_caps_and_budget():
         AutoGPTAgent(model, [Tool("finish", "Stops.", _obj(), lambda: "0")], AgentMemory(bag_of_words))
     with pytest.raises(TypeError, match="memory must be an AgentMemory"):
         AutoGPTAgent(model, TOOLS, memory=[])
+
+
+def test_describe_tools_writes_one_signature_line_per_tool():
+    optional = Tool("find", "Find it.", {"type": "object", "properties": {"q": {"type": "string"}, "k": {"type": "integer"}},
+                                         "required": ["q"]}, lambda q, k=1: q)
+    assert describe_tools(as_registry([ADD, optional])) == ("add(a: number, b: number): Add two numbers.\n"
+                                                            "find(q: string, k?: integer): Find it.")

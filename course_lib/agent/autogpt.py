@@ -4,8 +4,10 @@ AutoGPT (Significant Gravitas, 2023, github.com/Significant-Gravitas/AutoGPT, ``
 gives the model a goal, a list of commands and a reply format — one JSON object with
 ``thoughts`` (``text``, ``reasoning``, ``plan``, ``criticism``) and a ``command`` (``name``,
 ``args``) — then repeats "Determine which next command to use, and respond using the format
-specified above", runs the command and stores the result in a vector memory. Its original loop
-ran until the user stopped it. This one stops for a reason it names in ``Trace.stop_reason``:
+specified above", runs the command and stores the result in a vector memory. Its prompt lists a
+``task_complete`` command (the model calls it when the goal is met), and outside continuous mode the
+user authorises every step (``y`` / ``n``); the loop otherwise goes on as long as the model does not
+call ``task_complete``. This one runs on its own and stops for a reason it names in ``Trace.stop_reason``:
 
 - ``"final_answer"``: the model chose the ``finish`` command (AutoGPT's ``task_complete``);
 - ``"max_steps"``: the hard iteration cap;
@@ -35,7 +37,7 @@ Work step by step, on your own. You have at most {max_steps} steps.
 
 Commands:
 {tools}
-{finish}: stop and give the final answer. Arguments: {{"answer": {{"type": "string"}}}}
+{finish}(answer: string): stop and give the final answer.
 
 Reply with one JSON object and nothing else, in this format:
 {{"thoughts": {{"text": "thought", "reasoning": "why", "plan": "- short bulleted list", "criticism": "constructive self-criticism"}}, "command": {{"name": "command name", "args": {{}}}}}}"""

@@ -12,7 +12,6 @@ cap on the observation's length (a model's context is finite).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,10 +44,16 @@ def as_registry(tools) -> ToolRegistry:
     return ToolRegistry(tools)  # TypeError names any element that is not a Tool
 
 
+def signature(tool: Tool) -> str:
+    """``name(arg: type, optional?: type)`` from the tool's JSON Schema (required arguments first)."""
+    props, required = tool.parameters.get("properties", {}), tool.parameters.get("required", [])
+    args = [f"{k}{'' if k in required else '?'}: {v.get('type', 'any')}" for k, v in props.items()]
+    return f"{tool.name}({', '.join(args)})"
+
+
 def describe_tools(tools: ToolRegistry) -> str:
-    """One line per tool: ``name: description Arguments: <JSON Schema properties>`` (for text prompts)."""
-    return "\n".join(f"{t.name}: {t.description} Arguments: {json.dumps(t.parameters.get('properties', {}))}"
-                     for t in tools)
+    """One line per tool, ``name(arg: type, ...): description``: short, so a small model's prompt stays short."""
+    return "\n".join(f"{signature(t)}: {t.description}" for t in tools)
 
 
 def run_tool(tools: ToolRegistry, name: str, arguments, max_chars: int = MAX_OBSERVATION) -> ToolResult:
@@ -119,4 +124,4 @@ class ModelCalls:
 
 
 __all__ = ["MAX_OBSERVATION", "ModelCalls", "ModelTurn", "Tool", "ToolResult", "as_registry", "check_limits",
-           "describe_tools", "next_max_tokens", "run_tool", "usage_tokens"]
+           "describe_tools", "next_max_tokens", "signature", "run_tool", "usage_tokens"]

@@ -20,6 +20,7 @@ FILES = (
     "stdlib_modules.txt",           # course_lib.corpus: the pinned module list
     "stdlib_docstrings.jsonl.gz",   # course_lib.corpus: the pinned docstring texts
     "tool_calls.jsonl",             # course_lib.tool_calls: the tool-call task (chapters 05, 10)
+    "agent_tasks.jsonl",            # course_lib.agent.tasks: the multi-step agent tasks (chapter 10)
     "rag/questions.jsonl",          # course_lib.rag.questions: the chapter-09 question set
     "rag/rerank_study.json",        # chapter 09: the recorded reranking study over that set
     "rag/answer_labels.jsonl",      # course_lib.rag.answer_metrics: hand labels of 40 dev answers
