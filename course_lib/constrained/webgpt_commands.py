@@ -10,7 +10,7 @@ survive. The language is rebuilt for every step from what the browser allows the
     {"search": FREE, "click": ["0", "1", "2"], "quote": ["Serialize obj to a JSON formatted str.", ...],
      "back": BARE, "answer": FREE}
 
-- ``FREE``: ``name: `` then one line of at least one character (no newline): a query, a text, an answer;
+- ``FREE``: ``name: `` then one line starting with a printable ASCII character: a query, a text, an answer;
 - a list of strings: ``name: `` then exactly one of them (link numbers on the page, sentences on the page);
 - ``BARE``: the name alone (``back``).
 
@@ -34,12 +34,17 @@ _NEWLINES = frozenset(b"\r\n")
 
 
 class Line:
-    """One or more bytes, none of them a newline: state ``"line0"`` (nothing yet) or ``"line"`` (in the text)."""
+    """A printable ASCII character, then any bytes but a newline: states ``"line0"`` (nothing yet), ``"line"``.
+
+    The first byte is not whitespace, so the argument survives the browser's ``strip()``.
+    """
 
     def start(self):
         return ["line0"]
 
     def moves(self, state):
+        if state == "line0":
+            return {b: ["line"] for b in range(0x21, 0x7F)}
         return {b: ["line"] for b in range(256) if b not in _NEWLINES}
 
     def final(self, state):
@@ -80,50 +85,54 @@ def command_matcher(spec: dict):
 
 
 class _LineMasks(TokenMasks):
-    """Token masks with the free-line state's mask computed once for the vocabulary (it is the same in every step)."""
+    """Token masks with the two free-line states' masks computed once for the vocabulary (same in every step)."""
 
-    def __init__(self, automaton, vocab, eos_id, encode, line_mask):
-        super().__init__(automaton, vocab, eos_id, encode)
-        self.line_mask = line_mask
+    def __init__(self, automaton, vocab, eos_id, line_masks):
+        super().__init__(automaton, vocab, eos_id)
+        self.line_masks = line_masks
 
     def mask(self, sid):
-        if sid != DONE and sid not in self._masks and _only_line(self.automaton.sets[sid]):
-            self._masks[sid] = self.line_mask.clone()
-            self._masks[sid][self.eos_id] = self.automaton.accepting(sid)
+        if sid != DONE and sid not in self._masks:
+            inner = {_innermost(s) for s in self.automaton.sets[sid]}
+            if len(inner) == 1 and next(iter(inner)) in self.line_masks:
+                self._masks[sid] = self.line_masks[inner.pop()].clone()
+                self._masks[sid][self.eos_id] = self.automaton.accepting(sid)
         return super().mask(sid)
 
 
-def _only_line(states) -> bool:
-    """Every NFA state of the set is inside a :class:`Line` (its innermost state is ``"line0"`` or ``"line"``)."""
-    def inner(s):
-        while isinstance(s, tuple):
-            s = s[-1]
-        return s
-    return all(inner(s) in ("line0", "line") for s in states)
+def _innermost(state):
+    """The leaf matcher's state inside a nested ``(kid, state)`` tuple (``"line0"``/``"line"`` in a :class:`Line`)."""
+    while isinstance(state, tuple):
+        state = state[-1]
+    return state
 
 
 class CommandGrammar:
     """The command language over one tokenizer's vocabulary; :meth:`processor` builds one step's constraint.
 
     ``vocab``: :func:`~course_lib.constrained.tool_calls.token_bytes` of the tokenizer; ``eos_id``: the end of
-    the reply (SmolLM2's ``<|im_end|>``); ``encode``: the tokenizer's own text -> ids, so forced bytes are
-    written as the model's usual tokens (see :class:`~course_lib.constrained.tool_calls.TokenMasks`).
+    the reply (SmolLM2's ``<|im_end|>``). Unlike the tool-call grammar, forced bytes are *not* pinned to their
+    canonical tokens: ``search: `` is followed by free text and the tokenizer merges across the boundary
+    (``search: How`` is ``search`` ``:`` `` How``), so the canonical encoding of ``: `` alone would force tokens
+    the model never saw in its demonstrations.
     """
 
-    def __init__(self, vocab: list[bytes | None], eos_id: int, encode=None):
+    def __init__(self, vocab: list[bytes | None], eos_id: int):
         if not 0 <= eos_id < len(vocab):
             raise ValueError(f"eos_id must be a token id in [0, {len(vocab)}), got {eos_id!r}")
-        self.vocab, self.eos_id, self.encode = vocab, eos_id, encode
-        self.line_mask = torch.tensor([bool(b) and not (_NEWLINES & set(b)) for b in vocab])   # (V,)
+        self.vocab, self.eos_id = vocab, eos_id
+        one_line = [bool(b) and not (_NEWLINES & set(b)) for b in vocab]
+        self.line_masks = {"line": torch.tensor(one_line),                                          # (V,)
+                           "line0": torch.tensor([ok and 0x21 <= b[0] < 0x7F for ok, b in zip(one_line, vocab)])}
 
     @classmethod
     def from_tokenizer(cls, tokenizer, eos_token: str = "<|im_end|>") -> CommandGrammar:
         """Build for a ``ByteLevelBPE`` (SmolLM2's), ending replies with ``eos_token``."""
-        return cls(token_bytes(tokenizer), tokenizer.token_to_id(eos_token), tokenizer.encode_ordinary)
+        return cls(token_bytes(tokenizer), tokenizer.token_to_id(eos_token))
 
     def masks(self, spec: dict) -> TokenMasks:
         """The token masks of the language ``spec`` admits."""
-        return _LineMasks(Automaton(command_matcher(spec)), self.vocab, self.eos_id, self.encode, self.line_mask)
+        return _LineMasks(Automaton(command_matcher(spec)), self.vocab, self.eos_id, self.line_masks)
 
     def processor(self, spec: dict) -> ToolCallProcessor:
         """A logits processor for one reply, ``processor(ids (B, T), logits (B, V)) -> logits``."""

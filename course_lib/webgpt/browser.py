@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 COMMANDS = ("search", "click", "scroll", "find", "quote", "back", "answer")
 QUOTE_CHARS = 160      # longest quotable span the grammar offers (a sentence, cut at a word)
+FIND_WORDS = 200       # words of the page ``find:`` may look for (the grammar offers only words that are there)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _DOTTED = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\b")
 
@@ -178,7 +179,8 @@ class TextBrowser:
         if view is not None:
             spec["click"] = [str(i) for i in range(len(view.links))]
             spec["scroll"] = ["down", "up"]
-            spec["find"] = None
+            words = re.findall(r"[A-Za-z_][A-Za-z0-9_]{2,}", "\n".join(view.lines))
+            spec["find"] = list(dict.fromkeys(words))[:FIND_WORDS]
             spec["quote"] = self.quotable()
         if len(self.history) >= 2:
             spec["back"] = ()
