@@ -52,8 +52,12 @@ def _layer_settings(layers: dict[str, LoRALinear]) -> dict:
             "lora_dropout": getattr(first.lora_dropout, "p", 0.0), "target_modules": sorted(layers)}
 
 
-def save_adapter(model: nn.Module, folder: str | Path) -> Path:
-    """Write the model's LoRA tensors and config to ``folder``; returns the folder."""
+def save_adapter(model: nn.Module, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write the model's LoRA tensors and config to ``folder``; returns the folder.
+
+    ``dtype`` (e.g. ``torch.float16``) stores the tensors in that type to halve the file; loading
+    casts them back to the model's type.
+    """
     from safetensors.torch import save_file
 
     layers = lora_layers(model)
@@ -63,7 +67,10 @@ def save_adapter(model: nn.Module, folder: str | Path) -> Path:
         raise ValueError("unmerge() the model before saving its adapter (merged weights are not an adapter)")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {name: t.detach().contiguous().cpu() for name, t in model.state_dict().items() if ".lora_" in name}
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch.dtype or None, got {dtype!r}")
+    tensors = {name: t.detach().to(dtype or t.dtype).contiguous().cpu()
+               for name, t in model.state_dict().items() if ".lora_" in name}
     config = {**_layer_settings(layers), "base_model": type(model).__name__, "base_fingerprint": base_fingerprint(model)}
     save_file(tensors, str(folder / WEIGHTS_FILE))
     (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2), encoding="utf-8")

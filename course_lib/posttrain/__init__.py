@@ -6,4 +6,5 @@
 - :mod:`course_lib.posttrain.grpo`: group-relative advantages, the clipped ratio, the k3 KL, the GRPO loss
 - :mod:`course_lib.posttrain.rewards`: a checkable arithmetic task with rule-based rewards
 - :mod:`course_lib.posttrain.rollout`: sampling groups, one GRPO / SFT step, held-out evaluation
+- :mod:`course_lib.posttrain.behaviour_cloning`: LoRA SFT on chat demonstrations (the loop chapters 10–11 use)
 """
