@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from course_lib.chat import ChatReply
-from course_lib.constrained.webgpt_commands import BARE, FREE, CommandGrammar, check_spec, command_matcher
 from course_lib.constrained.grammar import Automaton
+from course_lib.constrained.webgpt_commands import BARE, FREE, CommandGrammar, check_spec, command_matcher
 from course_lib.webgpt.browser import LocalWeb, TextBrowser
 from course_lib.webgpt.episode import parse_command, run_episode
 from tests.test_webgpt import DOCS, WordSearch
