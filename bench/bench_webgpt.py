@@ -16,7 +16,7 @@ from course_lib.constrained.webgpt_commands import CommandGrammar
 from course_lib.webgpt.conditions import adapted_smollm2, run_best_of, run_condition
 from course_lib.webgpt.tasks import load_tasks
 
-MAX_STEPS, MAX_TOKENS, N = 6, 64, 4
+MAX_STEPS, MAX_TOKENS, N = 6, 48, 4
 
 
 def _table(rows: list[dict]) -> None:
