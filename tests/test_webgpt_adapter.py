@@ -60,3 +60,10 @@ def test_the_shipped_adapter_matches_its_recorded_hash_and_recipe():
     assert sum(f.stat().st_size for f in SHIPPED.iterdir()) <= 3 * 2**20
     assert len(config["losses"]) == recipe["steps"] and config["losses"][-1] < config["losses"][0]
     assert json.loads((SHIPPED / "adapter_config.json").read_text())["r"] == recipe["r"]
+
+
+def test_chapter_11_loads_the_shipped_adapter_without_an_environment_variable():
+    cells = json.loads((ROOT / "chapters" / "11_webgpt.ipynb").read_text(encoding="utf-8"))["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert "adapted_smollm2()" in code and "verify_shipped(ADAPTER)" in code
+    assert "COURSE_TOOL_ADAPTER" not in code and "WEBGPT_ADAPTER" not in code
