@@ -73,7 +73,7 @@ def test_bad_commands_become_observations(browser, line, message):
 def test_episode_follows_the_transcript_and_records_quotes(browser):
     model = ScriptedChatModel(["search: indent pretty", "Let me look.\nclick: 0",
                                "quote: pretty-printed with that indent level.", "answer: pass indent"])
-    episode = run_episode(model, browser, "How do I pretty-print JSON?")
+    episode = run_episode(model, browser, "How do I pretty-print JSON?", max_steps=8)
     assert [s.command for s in episode.steps] == ["search: indent pretty", "click: 0",
                                                   "quote: pretty-printed with that indent level.", "answer: pass indent"]
     assert episode.answer == "pass indent" and episode.stopped == "answer"
@@ -134,3 +134,15 @@ def test_bad_web_input():
         LocalWeb.from_documents([SimpleNamespace(id="x", text="  ")])
     with pytest.raises(ValueError, match="non-empty string"):
         run_episode(ScriptedChatModel([]), TextBrowser(LocalWeb.from_documents(DOCS), WordSearch()), " ")
+
+
+def test_default_cap_leaves_room_for_search_click_quote_answer_and_two_mistakes(browser):
+    """The chapter used to stop at 3 steps, one fewer than a supported answer needs (issue #27)."""
+    import inspect
+
+    assert inspect.signature(run_episode).parameters["max_steps"].default >= 6
+    script = ["search: indent", "click: 9", "click: 0", "quote: Serialize obj", "quote: no such text",
+              "answer: Serialize obj"]
+    episode = run_episode(ScriptedChatModel(script), browser, "How do I serialize to JSON?")
+    assert episode.stopped == "answer" and len(episode.steps) == 6
+    assert check_support(episode.answer, episode.quotes, LocalWeb.from_documents(DOCS))["supported"]

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from course_lib.exercises import exercise
 from course_lib.webgpt.browser import LocalWeb, Quote, TextBrowser, normalize_space
-from course_lib.webgpt.episode import check_support, content_words
+from course_lib.webgpt.episode import BrowseStep, Episode, check_support, content_words, support_score
 
 _DOCS = [
     SimpleNamespace(id="json.dumps", title="json.dumps",
@@ -35,31 +35,64 @@ class _OnePage:
         return [SimpleNamespace(doc_id=self.page_id)]
 
 
-def _find_case_sensitive(lines, text):     # wrong: "Assert" does not find "assert"
-    return next((i for i, line in enumerate(lines) if text in line), None)
+def _tight_reference(browser) -> dict:
+    spec = dict(browser.allowed())
+    view = browser.view
+    if view is None or view.page is None:
+        return spec
+    spec["scroll"] = ([] if view.top == 0 else ["up"]) + (["down"] if view.top + browser.window < len(view.lines) else [])
+    if view.top > 0:
+        spec["top"] = ()
+    return spec
 
 
-def _find_last(lines, text):               # wrong: the last match instead of the first
-    hits = [i for i, line in enumerate(lines) if text.lower() in line.lower()]
-    return hits[-1] if hits else None
+def _tight_always_top(browser):            # wrong: offers top on a page that is not scrolled
+    spec = _tight_reference(browser)
+    if browser.view is not None and browser.view.page is not None:
+        spec["top"] = ()
+    return spec
 
 
-@exercise("11.1", answer="find_line", wrong=(_find_case_sensitive, _find_last), writes_code=True)
-def check_find_line(fn) -> str:
-    """Check exercise 11.1: the learner's ``find_line`` against the ``find:`` command of ``TextBrowser``."""
+def _tight_keeps_scroll(browser):          # wrong: adds top but still offers both scroll directions
+    spec = _tight_reference(browser)
+    if "scroll" in spec and browser.view.page is not None:
+        spec["scroll"] = ["down", "up"]
+    return spec
+
+
+def _scrolled_browsers():
     web = _web()
-    for page_id, queries in (("topic:assert", ["assert", "ASSERTIONS", "filler line 1", "capitals", "nowhere"]),
-                             ("json.dumps", ["INDENT", "sort_keys", "json", "xml"])):
-        lines = web[page_id].text.splitlines()
-        for text in queries:
-            browser = TextBrowser(web, _OnePage(page_id), window=4)
-            browser.execute("search: anything")
-            browser.execute("click: 0")
-            observation = browser.execute(f"find: {text}")
-            want = None if observation.startswith("Error:") else browser.view.top
-            got = fn(lines, text)
-            assert got == want, f"find_line(<{page_id}>, {text!r}) = {got!r}, the browser's find goes to {want!r}"
-    return "find 和浏览器的一样：不分大小写，跳到第一处匹配，找不到返回 None（浏览器把它变成 Error 观察）。"
+    states = {"nothing open": [], "result page": ["search: x"], "top of a long page": ["search: x", "click: 0"],
+              "scrolled once": ["search: x", "click: 0", "scroll: down"],
+              "bottom": ["search: x", "click: 0", "scroll: down", "scroll: down", "scroll: down", "scroll: down"],
+              "short page": []}
+    out = {}
+    for name, script in states.items():
+        browser = TextBrowser(web, _OnePage("json.dumps" if name == "short page" else "topic:assert"), window=4)
+        for line in script or (["search: x", "click: 0"] if name == "short page" else []):
+            browser.execute(line)
+        out[name] = browser
+    return out
+
+
+@exercise("11.1", answer="tight_commands", wrong=(_tight_always_top, _tight_keeps_scroll), writes_code=True)
+def check_tight_commands(fn) -> str:
+    """Check exercise 11.1: the learner's spec with a ``top`` command and scroll directions that can move."""
+    from course_lib.constrained.grammar import Automaton
+    from course_lib.constrained.webgpt_commands import command_matcher
+
+    for name, browser in _scrolled_browsers().items():
+        got, want = fn(browser), _tight_reference(browser)
+        assert isinstance(got, dict), f"tight_commands 应返回命令表 (dict)，得到 {type(got).__name__}"
+        automaton = Automaton(command_matcher(got))
+        for line in ["top", "scroll: up", "scroll: down", "back", "search: json"]:
+            name_, _, arg = line.partition(": ")
+            allowed = name_ in want and (want[name_] in (None, ()) or arg in want[name_])
+            assert automaton.matches(line) == allowed, (
+                f"状态「{name}」：语法{'应该' if allowed else '不应该'}接受 {line!r}"
+                f"（页面第 {browser.view.top if browser.view else '-'} 行起，共 "
+                f"{len(browser.view.lines) if browser.view else 0} 行，每屏 {browser.window} 行）")
+    return "语法只接受此刻真能执行的命令：top 只在翻过页之后出现，scroll 只朝还能移动的方向。"
 
 
 def _sentences(text: str) -> list[str]:
@@ -111,48 +144,47 @@ def check_strict_support(fn) -> str:
     web = _web()
     for answer, quotes in _SUPPORT_CASES:
         got, want = fn(answer, quotes, web), _strict_reference(answer, quotes, web)
-        assert isinstance(got, bool), f"strict_support must return a bool, got {type(got).__name__}"
-        assert got == want, (f"answer {answer!r} with quotes {[q.text for q in quotes]}: got {got}, expected {want} "
-                             "(every sentence ≥ half covered, every quote on its page, at least one quote)")
+        assert isinstance(got, bool), f"strict_support 应返回 bool，得到 {type(got).__name__}"
+        assert got == want, (f"答案 {answer!r}、引用 {[q.text for q in quotes]}：得到 {got}，应为 {want}"
+                             "（每一句至少一半实词被引用覆盖、每条引用都在它的页面上、至少一条引用）")
     return "逐句检查：整段答案里混进一句没有引用支撑的话，也判为不被支持。"
 
 
-def _reward(answer, quotes, web) -> float:
-    report = check_support(answer, quotes, web)
-    return report["coverage"] if quotes and report["quotes_exist"] else 0.0
+def _pick_reference(episodes, web, penalty=0.05) -> int:
+    rewards = [support_score(e, web) - penalty * len(e.steps) if e.answer else -1.0 for e in episodes]
+    return rewards.index(max(rewards))
 
 
-def _best_longest(candidates, web):        # wrong: the longest answer, whatever its quotes
-    return max(range(len(candidates)), key=lambda i: len(candidates[i][0]))
-
-
-def _best_ignores_forgery(candidates, web):   # wrong: coverage even when a quote is not on its page
-    scores = [check_support(a, q, web)["coverage"] for a, q in candidates]
+def _pick_no_penalty(episodes, web):        # wrong: the library's support score alone, steps ignored
+    scores = [support_score(e, web) for e in episodes]
     return scores.index(max(scores))
 
 
-def _best_first(candidates, web):          # wrong: no selection at all
-    return 0
+def _pick_fewest_steps(episodes, web):      # wrong: the shortest episode, support ignored
+    return min(range(len(episodes)), key=lambda i: len(episodes[i].steps))
 
 
-@exercise("11.3", answer="best_of_n", wrong=(_best_longest, _best_ignores_forgery, _best_first), writes_code=True)
-def check_best_of_n(fn) -> str:
-    """Check exercise 11.3: the learner's best-of-n pick (WebGPT's rejection sampling) against the argmax of the quote-coverage reward."""
+def _episode(answer, quotes, steps):
+    return Episode("q?", answer, quotes, [BrowseStep("search: x", "", 0, 0.0)] * steps)
+
+
+@exercise("11.3", answer="pick_best", wrong=(_pick_no_penalty, _pick_fewest_steps), writes_code=True)
+def check_pick_best(fn) -> str:
+    """Check exercise 11.3: best-of-n whose reward also charges 0.05 per browsing step."""
     web = _web()
     forged = Quote("topic:assert", "Serialize obj to a JSON formatted str.")
     rounds = [
-        [("I am not sure, it might be pickle or marshal or something else entirely.", [_GOOD]),
-         ("Serialize obj to a JSON formatted str with json.dumps.", [forged]),
-         ("json.dumps serializes obj to a JSON formatted str.", [_GOOD])],
-        [("Pretty-printed with that indent level.", [_INDENT]),
-         ("Pretty-printed with that indent level, the same answer again.", [_INDENT]),
-         ("No quotes at all.", [])],
-        [("Serialize obj to a JSON formatted str.", []),
-         ("The indent level decides how JSON is pretty-printed by dumps.", [_INDENT])],
+        [_episode("Serialize obj to a JSON formatted str.", [_GOOD], 9),
+         _episode("Serialize obj to a JSON formatted str.", [_GOOD], 4),
+         _episode("JSON formatted str.", [forged], 2)],
+        [_episode(None, [], 1), _episode("pickle, probably.", [_GOOD], 3),
+         _episode("Pretty-printed with that indent level.", [_INDENT], 6)],
+        [_episode("json.dumps serializes obj to a JSON formatted str.", [_GOOD], 5),
+         _episode("Serialize obj to a JSON formatted str.", [_GOOD], 5)],
+        [_episode(None, [], 2), _episode(None, [], 3)],
     ]
-    for candidates in rounds:
-        rewards = [_reward(a, q, web) for a, q in candidates]
-        want = rewards.index(max(rewards))
-        got = fn(candidates, web)
-        assert got == want, f"picked candidate {got!r}, rewards {[round(r, 2) for r in rewards]} -> expected {want}"
-    return "best-of-n：采样 n 个回答，用奖励打分取最好的；WebGPT 用训练出的奖励模型，我们用可复查的引用覆盖率。"
+    for k, episodes in enumerate(rounds):
+        got, want = fn(episodes, web), _pick_reference(episodes, web)
+        assert got == want, (f"第 {k + 1} 组：选了第 {got} 个，应为第 {want} 个（奖励 = support_score − 0.05 × 步数，"
+                             "没有答案的回合最低，并列取最前）")
+    return "best-of-n 的奖励可以加上代价：同样被引用支撑的答案，步数少的更好。"

@@ -22,6 +22,9 @@ import re
 from dataclasses import dataclass, field
 
 COMMANDS = ("search", "click", "scroll", "find", "quote", "back", "answer")
+QUOTE_CHARS = 160      # longest quotable span the grammar offers (a sentence, cut at a word)
+FIND_WORDS = 200       # words of the page ``find:`` may look for (the grammar offers only words that are there)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _DOTTED = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+\b")
 
 
@@ -148,6 +151,41 @@ class TextBrowser:
         where = f"lines {view.top + 1}-{view.top + len(shown)} of {len(view.lines)}"
         links = [f"[{i}] {self.web[p].title}" for i, p in enumerate(view.links)]
         return "\n".join([f"== {view.title} ({where}) ==", *shown, "Links: " + ("; ".join(links) or "none")])
+
+    def quotable(self) -> list[str]:
+        """The sentences of the visible window (each cut to ``QUOTE_CHARS`` at a word): spans ``quote:`` accepts."""
+        view = self.view
+        if view is None or view.page is None:
+            return []
+        shown = normalize_space(" ".join(view.lines[view.top:view.top + self.window]))
+        out = []
+        for sentence in _SENTENCE_END.split(shown):
+            if len(sentence) > QUOTE_CHARS:
+                sentence = sentence[:QUOTE_CHARS].rsplit(" ", 1)[0]
+            if len(sentence) >= 3:
+                out.append(sentence)
+        return list(dict.fromkeys(out))
+
+    def allowed(self, answer_only: bool = False) -> dict:
+        """What the browser accepts now, as a command spec: name -> None (any line), () (no argument) or choices.
+
+        The spec of :mod:`course_lib.constrained.webgpt_commands`; ``answer_only`` leaves only ``answer``
+        (the last step of an episode).
+        """
+        if answer_only:
+            return {"answer": None}
+        view = self.view
+        spec: dict = {"search": None}
+        if view is not None:
+            spec["click"] = [str(i) for i in range(len(view.links))]
+            spec["scroll"] = ["down", "up"]
+            words = re.findall(r"[A-Za-z_][A-Za-z0-9_]{2,}", "\n".join(view.lines))
+            spec["find"] = list(dict.fromkeys(words))[:FIND_WORDS]
+            spec["quote"] = self.quotable()
+        if len(self.history) >= 2:
+            spec["back"] = ()
+        spec["answer"] = None
+        return spec
 
     def search(self, query: str) -> str:
         if not isinstance(query, str) or not query.strip():

@@ -15,6 +15,7 @@ is judged *supported* (§4 "factual accuracy" / "supported by references") when
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ there their they you your we our use used using""".split())
 
 
 @dataclass
-class Step:
+class BrowseStep:
     """One WebGPT command (Nakano et al. 2021, Table 1), the observation it produced, its tokens and seconds."""
     command: str
     observation: str
@@ -45,14 +46,14 @@ class Episode:
     question: str
     answer: str | None
     quotes: list[Quote]
-    steps: list[Step] = field(default_factory=list)
+    steps: list[BrowseStep] = field(default_factory=list)
     stopped: str = "answer"   # "answer", "step cap" or "token budget"
 
 
 def state_prompt(question: str, browser: TextBrowser, past: list[str], steps_left: int) -> str:
     """The state WebGPT shows its model each step (Figure 1b): question, quotes, past actions, page, actions left."""
     quotes = "\n".join(f"[{i + 1}] {q.text}" for i, q in enumerate(browser.quotes)) or "none"
-    actions = "; ".join(past[-6:]) or "none"
+    actions = "; ".join(a if len(a) <= 60 else a[:57] + "..." for a in past[-6:]) or "none"
     return (f"Question: {question}\nQuotes:\n{quotes}\nPast actions: {actions}\n\n{browser.render()}\n\n"
             f"Actions left: {steps_left}\nNext command:")
 
@@ -66,9 +67,24 @@ def parse_command(reply: str) -> str | None:
     return None
 
 
-def run_episode(model, browser: TextBrowser, question: str, max_steps: int = 8, max_tokens: int = 48,
-                token_budget: int = 6000) -> Episode:
-    """Browse until ``answer:``, ``max_steps`` commands, or ``token_budget`` tokens (prompt + reply) are spent."""
+def _constrained(model, grammar, browser: TextBrowser, answer_only: bool):
+    """A shallow copy of ``model`` whose replies follow ``grammar`` for the browser's current state."""
+    if not hasattr(model, "constraint"):
+        raise TypeError(f"grammar needs a model with a 'constraint' hook (LocalChatModel), got {type(model).__name__}")
+    constrained = copy.copy(model)
+    constrained.constraint = lambda messages, tools: grammar.processor(browser.allowed(answer_only))
+    return constrained
+
+
+def run_episode(model, browser: TextBrowser, question: str, max_steps: int = 6, max_tokens: int = 64,
+                token_budget: int = 8000, grammar=None, temperature: float = 0.0, seed: int | None = None) -> Episode:
+    """Browse until ``answer:``, ``max_steps`` commands, or ``token_budget`` tokens (prompt + reply) are spent.
+
+    ``grammar`` (a :class:`~course_lib.constrained.webgpt_commands.CommandGrammar`, for a model with a
+    ``constraint`` hook) admits only commands the browser accepts in its current state, and only ``answer``
+    on the last step, so a constrained episode always ends with an answer unless a reply is cut by
+    ``max_tokens``. ``temperature > 0`` samples (``seed + step`` seeds each step), as best-of-n needs.
+    """
     if not isinstance(question, str) or not question.strip():
         raise ValueError("question must be a non-empty string")
     if max_steps < 1 or token_budget < 1:
@@ -78,7 +94,10 @@ def run_episode(model, browser: TextBrowser, question: str, max_steps: int = 8, 
         start = time.perf_counter()
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": state_prompt(question, browser, past, max_steps - step)}]
-        reply = model.chat(messages, max_tokens=max_tokens, stop=["\n"])
+        chooser = model if grammar is None else _constrained(model, grammar, browser, step == max_steps - 1)
+        options = {} if temperature == 0 else {"temperature": temperature,
+                                               "seed": None if seed is None else seed + step}
+        reply = chooser.chat(messages, max_tokens=max_tokens, stop=["\n"], **options)
         tokens = reply.usage.get("total_tokens", 0)
         spent += tokens
         command = parse_command(reply.content)
@@ -86,7 +105,7 @@ def run_episode(model, browser: TextBrowser, question: str, max_steps: int = 8, 
             observation = f"Error: reply with one command ({', '.join(COMMANDS)}), got {reply.content[:60]!r}"
         else:
             observation = browser.execute(command)
-        episode.steps.append(Step(command or reply.content, observation, tokens, time.perf_counter() - start))
+        episode.steps.append(BrowseStep(command or reply.content, observation, tokens, time.perf_counter() - start))
         past.append(command or "(invalid)")
         if browser.answer_text is not None:
             episode.answer = browser.answer_text
@@ -96,6 +115,29 @@ def run_episode(model, browser: TextBrowser, question: str, max_steps: int = 8, 
             return episode
     episode.stopped = "step cap"
     return episode
+
+
+def support_score(episode: Episode, web: LocalWeb) -> float:
+    """The reward best-of-n ranks by: the answer's coverage by its quotes; 0 without an answer or with a false quote."""
+    check = check_support(episode.answer, episode.quotes, web)
+    return check["coverage"] if episode.answer and episode.quotes and check["quotes_exist"] else 0.0
+
+
+def best_of_n(model, new_browser, question: str, web: LocalWeb, n: int = 4, temperature: float = 0.7,
+              seed: int = 0, **episode_options) -> tuple[Episode, list[Episode], list[float]]:
+    """WebGPT's rejection sampling (Nakano et al. 2021, §3.3): ``n`` sampled episodes, the best by :func:`support_score`.
+
+    ``new_browser()`` makes a fresh browser per sample; sample ``i`` is seeded ``seed + 100 * i``. Returns
+    the chosen episode (the first of the best on ties), all of them and their scores.
+    """
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not temperature > 0:
+        raise ValueError(f"best-of-n needs samples: temperature must be > 0, got {temperature!r}")
+    episodes = [run_episode(model, new_browser(), question, temperature=temperature, seed=seed + 100 * i,
+                            **episode_options) for i in range(n)]
+    scores = [support_score(e, web) for e in episodes]
+    return episodes[scores.index(max(scores))], episodes, scores
 
 
 def content_words(text: str) -> list[str]:
