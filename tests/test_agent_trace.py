@@ -32,6 +32,29 @@ def test_parse_json_reply_names_what_it_could_not_read():
         find_json_object(3)
 
 
+@pytest.mark.parametrize("text, expected", [
+    ('{"a": "True story",}', {"a": "True story"}),                                # issue 24: was 'true story'
+    ('{"s": "keep ,} in strings", "n": None,}', {"s": "keep ,} in strings", "n": None}),  # was "keep } in strings"
+    ('{"q": "it\'s None of it", \'k\': False}', {"q": "it's None of it", "k": False}),
+    ("{'a': True, 'b': [None, False,],}", {"a": True, "b": [None, False]}),         # Python literals outside strings
+    ('{"a": [1, 2,', {"a": [1, 2]}),                                                # cut off after a comma
+])
+def test_repair_json_never_edits_inside_strings(text, expected):
+    """One string-aware repair (issue 24): Python literals, quotes and commas are fixed only outside strings."""
+    assert json.loads(repair_json(text)) == expected
+    assert parse_json_reply(text) == (expected, "repaired")
+
+
+def test_chains_parser_uses_the_agent_repair():
+    """chains.parsers has no repair of its own: its steps are the agent's functions, and both agree."""
+    from course_lib.agent import jsonreply
+    from course_lib.chains import parsers
+    assert parsers.scan is jsonreply.scan and parsers.normalise is jsonreply.normalise
+    assert parsers.strip_fences is jsonreply.strip_fences
+    for text in ['{"a": "True story",}', "{'a': True, 'b': None}", '{"a": {"b": "cut of']:
+        assert parsers.parse_json(text) == json.loads(repair_json(text))
+
+
 def sample_trace():
     return Trace("What is 2+3?", [
         Step(1, "tool", "add them", "add", {"a": 2, "b": 3}, "5", 100, 12, 0.0, 0.5, 0.01),
