@@ -17,11 +17,15 @@ from importlib import import_module
 
 
 def lazy_exports(package: str, home: Mapping[str, str]) -> Callable[[str], object]:
-    """The module ``__getattr__`` of ``package``: ``name`` -> ``package.<home[name]>.name``, imported when first used."""
+    """The module ``__getattr__`` of ``package``: ``name`` -> ``package.<home[name]>.name``, imported when first used.
+
+    A home ``"module:attr"`` exports ``package.module.attr`` under another name (``"tasks:load"`` for ``load_tasks``).
+    """
 
     def __getattr__(name: str):
         if name not in home:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(import_module(f"{package}.{home[name]}"), name)
+        module, _, attr = home[name].partition(":")
+        return getattr(import_module(f"{package}.{module}"), attr or name)
 
     return __getattr__

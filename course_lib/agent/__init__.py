@@ -9,39 +9,24 @@ The pieces, bottom to top::
 
 Scripted experts (:mod:`.experts`) turn the task set (:mod:`.tasks`) into demonstrations in each loop's own
 format; :mod:`.evaluate` scores a loop on the tasks; the turn grammars live in :mod:`course_lib.constrained.turns`.
+
+Names are imported lazily: the sandbox (:mod:`.sandbox`) must import in a bare interpreter (its
+unprivileged path runs the system ``python3`` without site-packages), so importing the package may not
+pull in ``jsonschema``, torch or the models.
 """
 
-from course_lib.agent.autogpt import AUTOGPT_PROMPT, FINISH, AutoGPTAgent
-from course_lib.agent.dispatch import ToolResult, describe_tools, run_tool
-from course_lib.agent.evaluate import (
-    Episode,
-    format_table,
-    local_conditions,
-    run_episode,
-    success_table,
-    turn_grammar,
-)
-from course_lib.agent.experts import FORMATS, ExpertModel, demonstrations, make_agent
-from course_lib.agent.function_calling import FunctionCallingAgent
-from course_lib.agent.memory import AgentMemory, minilm_embedder
-from course_lib.agent.react import REACT_PROMPT, ReActAgent, parse_react
-from course_lib.agent.tasks import Task, is_correct, task_tools
-from course_lib.agent.tasks import load as load_tasks
-from course_lib.agent.tools import (
-    Tool,
-    ToolRegistry,
-    calculator_tool,
-    convert_units_tool,
-    date_tools,
-    default_tools,
-    python_tool,
-    search_tool,
-)
-from course_lib.agent.trace import Step, Trace
+from course_lib.lazy import lazy_exports
 
-__all__ = ["AUTOGPT_PROMPT", "FINISH", "FORMATS", "REACT_PROMPT", "AgentMemory", "AutoGPTAgent", "Episode", "ExpertModel",
-           "FunctionCallingAgent", "ReActAgent", "Step", "Task", "Tool", "ToolRegistry", "ToolResult", "Trace",
-           "calculator_tool", "convert_units_tool", "date_tools", "default_tools", "demonstrations", "describe_tools",
-           "format_table", "is_correct", "load_tasks", "local_conditions", "make_agent", "minilm_embedder",
-           "parse_react", "python_tool", "run_episode", "run_tool", "search_tool", "success_table", "task_tools",
-           "turn_grammar"]
+_HOME = {"AUTOGPT_PROMPT": "autogpt", "AgentMemory": "memory", "AutoGPTAgent": "autogpt", "Episode": "evaluate",
+         "ExpertModel": "experts", "FINISH": "autogpt", "FORMATS": "experts",
+         "FunctionCallingAgent": "function_calling", "REACT_PROMPT": "react", "ReActAgent": "react",
+         "Step": "trace", "Task": "tasks", "Tool": "tools", "ToolRegistry": "tools", "ToolResult": "dispatch",
+         "Trace": "trace", "calculator_tool": "tools", "convert_units_tool": "tools", "date_tools": "tools",
+         "default_tools": "tools", "demonstrations": "experts", "describe_tools": "dispatch",
+         "format_table": "evaluate", "is_correct": "tasks", "load_tasks": "tasks:load",
+         "local_conditions": "evaluate", "make_agent": "experts", "minilm_embedder": "memory",
+         "parse_react": "react", "python_tool": "tools", "run_episode": "evaluate", "run_tool": "dispatch",
+         "search_tool": "tools", "success_table": "evaluate", "task_tools": "tasks", "turn_grammar": "evaluate"}
+__all__ = sorted(_HOME)
+
+__getattr__ = lazy_exports(__name__, _HOME)
