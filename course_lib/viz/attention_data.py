@@ -1,4 +1,4 @@
-"""Attention maps as data: validate, stack and mask them for the heatmap widgets (pooling and axis labels: attention_display).
+"""Attention maps as data: validate, stack and mask them for the heatmap widgets.
 
 Every course model returns its attention weights as a tuple with one ``(B, H, T_q, T_k)``
 tensor per layer (``docs/NOTES.md``, "Model outputs and attention maps"), like transformers.
@@ -12,6 +12,8 @@ per *kind*: ``"self"`` for decoder-only / encoder-only models, ``"encoder self"`
   i.e. fully masked queries) give a ``UserWarning``;
 * causal attention (all weights above the diagonal exactly 0) is detected, and those cells are
   stored as NaN so that they render as *masked*, not as zero attention.
+
+Downsampling (:func:`pool`) and axis labels live in :mod:`course_lib.viz.attention_display`, re-exported here.
 """
 
 from __future__ import annotations
