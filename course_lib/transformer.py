@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from course_lib.attention import MultiHeadAttention, causal_mask, mha_state_from_torch, padding_mask
+from course_lib.attention import MultiHeadAttention, causal_mask, padding_mask
 from course_lib.checks import check_positive_ints
+from course_lib.transformer_torch import TORCH_TRANSFORMER_NAMES as TORCH_TRANSFORMER_NAMES
+from course_lib.transformer_torch import state_from_torch_transformer as state_from_torch_transformer
 
 
 @dataclass
@@ -276,32 +278,3 @@ class Transformer(nn.Module):
         if not output_attentions:
             return Seq2SeqOutput(logits)
         return Seq2SeqOutput(logits, enc_attns, dec_attns, cross_attns)
-
-
-#: per layer, ours -> torch.nn.Transformer{Encoder,Decoder}Layer
-TORCH_TRANSFORMER_NAMES = {
-    "self_attn": "self_attn", "cross_attn": "multihead_attn",
-    "feed_forward.linear1": "linear1", "feed_forward.linear2": "linear2",
-    "norm1": "norm1", "norm2": "norm2", "norm3": "norm3",
-}
-
-
-def state_from_torch_transformer(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Map a ``torch.nn.Transformer`` state dict onto our ``encoder.*``/``decoder.*`` names.
-
-    (``nn.Transformer`` has no embeddings, positional encoding or generator: those keep ours.)
-    """
-    out: dict[str, torch.Tensor] = {}
-    for key in ("encoder.norm.weight", "encoder.norm.bias", "decoder.norm.weight", "decoder.norm.bias"):
-        if key not in state:
-            raise ValueError(f"not a torch.nn.Transformer state dict: missing {key!r}")
-        out[key] = state[key]
-    layer_prefixes = sorted({".".join(k.split(".")[:3]) for k in state if ".layers." in k})
-    for prefix in layer_prefixes:  # e.g. "encoder.layers.0"
-        for ours, theirs in TORCH_TRANSFORMER_NAMES.items():
-            head = f"{prefix}.{theirs}."
-            sub = {k[len(head):]: v for k, v in state.items() if k.startswith(head)}
-            if ours.endswith("attn") and sub:
-                sub = mha_state_from_torch(sub)
-            out.update({f"{prefix}.{ours}.{k}": v for k, v in sub.items()})
-    return out

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "course_lib.kv_cache", "course_lib.lazy")),
     ("generation", ("course_lib.generation", "course_lib.text_decoding", "course_lib.constrained")),
     ("tokenizers", ("course_lib.tokenizers",)),
-    ("models", ("course_lib.models", "course_lib.transformer")),
+    ("models", ("course_lib.models", "course_lib.transformer", "course_lib.transformer_torch")),
     ("methods", ("course_lib.training", "course_lib.seq2seq", "course_lib.checkpoint")),
     ("checkpoints", ("course_lib.weights", "course_lib.pretrained")),
     ("tasks", ("course_lib.tasks", "course_lib.tool_calls")),

@@ -17,148 +17,22 @@ equal ``shared.weight`` and drops them.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.attention import attend, causal_mask
-from course_lib.checks import check_positive_ints, check_token_ids
+from course_lib.attention import causal_mask
+from course_lib.checks import check_token_ids
 from course_lib.layers import RMSNorm
-from course_lib.models.hf import config_from_hf, load_hf_weights
+from course_lib.models.hf import load_hf_weights
+from course_lib.models.t5_attention import T5Attention as T5Attention
+from course_lib.models.t5_attention import T5LayerCrossAttention, T5LayerSelfAttention
+from course_lib.models.t5_attention import relative_position_bucket as relative_position_bucket
+from course_lib.models.t5_config import T5Config
 from course_lib.models.t5_decoding import T5GenerationMixin
 from course_lib.transformer import Seq2SeqOutput
 
 HF_TIED = ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "lm_head.weight")  # = shared.weight
-
-
-@dataclass
-class T5Config:
-    """T5 hyperparameters with HF ``T5Config`` field names."""
-    vocab_size: int = 32128                   # SentencePiece vocabulary size
-    d_model: int = 512                        # hidden size
-    d_kv: int = 64                            # head dimension (d_model need not equal heads × d_kv)
-    d_ff: int = 2048                          # feed-forward width
-    num_layers: int = 6                       # encoder layers
-    num_decoder_layers: int | None = None     # decoder layers (None: same as encoder)
-    num_heads: int = 8                        # attention heads
-    relative_attention_num_buckets: int = 32  # position-bias buckets per direction pair
-    relative_attention_max_distance: int = 128  # distances beyond this share the last bucket
-    layer_norm_epsilon: float = 1e-6          # RMSNorm ε
-    feed_forward_proj: str = "relu"           # "relu" (T5) or "gated-gelu" (T5 v1.1, GELU-tanh gate)
-    dropout_rate: float = 0.1                 # dropout everywhere (training only)
-    pad_token_id: int = 0                     # also the decoder start token in T5
-    decoder_start_token_id: int = 0           # first decoder input
-    scale_decoder_outputs: bool = True        # multiply by d_model^-0.5 before the tied head (T5 v1.0)
-
-    def __post_init__(self):
-        if self.num_decoder_layers is None:
-            self.num_decoder_layers = self.num_layers
-        if self.feed_forward_proj not in ("relu", "gated-gelu"):
-            raise ValueError(f"feed_forward_proj must be 'relu' or 'gated-gelu', got {self.feed_forward_proj!r}")
-        check_positive_ints(self, "vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_decoder_layers",
-                            "num_heads", "relative_attention_num_buckets")
-
-    @classmethod
-    def from_hf(cls, config) -> T5Config:
-        """From a transformers ``T5Config`` or its config.json dict; refuses an untied head (T5 v1.1) and other activations."""
-        return config_from_hf(cls, config, {"feed_forward_proj": ("relu", "gated-gelu"), "tie_word_embeddings": (True,),
-                                            "is_decoder": (False,)})
-
-
-def relative_position_bucket(relative_position: torch.Tensor, bidirectional: bool = True,
-                             num_buckets: int = 32, max_distance: int = 128) -> torch.Tensor:
-    """Bucket of ``j - i`` (Mesh TensorFlow's ``_relative_position_bucket``, T5 §2.1).
-
-    Bidirectional: half the buckets for j > i. In each half, distances < n/2 get their own bucket,
-    the rest share log-spaced buckets up to ``max_distance`` (and the last bucket beyond it).
-    Unidirectional (decoder): only j ≤ i counts, keys in the future land in bucket 0.
-    """
-    buckets = torch.zeros_like(relative_position)
-    if bidirectional:
-        num_buckets //= 2
-        buckets += (relative_position > 0).long() * num_buckets
-        distance = relative_position.abs()
-    else:
-        distance = (-relative_position).clamp(min=0)
-    max_exact = num_buckets // 2
-    log_ratio = torch.log(distance.float().clamp(min=1) / max_exact) / math.log(max_distance / max_exact)
-    large = (max_exact + (log_ratio * (num_buckets - max_exact)).long()).clamp(max=num_buckets - 1)
-    return buckets + torch.where(distance < max_exact, distance, large)
-
-
-class T5Attention(nn.Module):
-    """T5 attention: no 1/√d scaling, optional relative position bias (T5 §2.1)."""
-    def __init__(self, config: T5Config, has_relative_attention_bias: bool = False, bidirectional: bool = True):
-        super().__init__()
-        self.config, self.n_heads, self.bidirectional = config, config.num_heads, bidirectional
-        inner = config.num_heads * config.d_kv
-        self.q = nn.Linear(config.d_model, inner, bias=False)
-        self.k = nn.Linear(config.d_model, inner, bias=False)
-        self.v = nn.Linear(config.d_model, inner, bias=False)
-        self.o = nn.Linear(inner, config.d_model, bias=False)
-        if has_relative_attention_bias:
-            self.relative_attention_bias = nn.Embedding(config.relative_attention_num_buckets, config.num_heads)
-
-    def compute_bias(self, t_q: int, t_k: int, device=None) -> torch.Tensor:
-        """Position bias ``(1, H, T_q, T_k)``: b[bucket(j - i)] for query i, key j; queries are the last T_q positions."""
-        queries = torch.arange(t_k - t_q, t_k, device=device)  # (T_q,) after t_k - t_q cached positions
-        rel = torch.arange(t_k, device=device)[None, :] - queries[:, None]  # (T_q, T_k)
-        bucket = relative_position_bucket(rel, self.bidirectional, self.config.relative_attention_num_buckets,
-                                          self.config.relative_attention_max_distance)
-        return self.relative_attention_bias(bucket).permute(2, 0, 1).unsqueeze(0)  # (1, H, T_q, T_k)
-
-    def project_kv(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys and values ``(B, H, S, Dkv)`` of the states ``kv`` ``(B, S, D)``."""
-        B, S, _ = kv.shape
-        return (self.k(kv).view(B, S, self.n_heads, -1).transpose(1, 2),  # (B, H, S, Dkv)
-                self.v(kv).view(B, S, self.n_heads, -1).transpose(1, 2))
-
-    def forward(self, x: torch.Tensor, kv, bias: torch.Tensor, need_weights: bool, cache=None, layer: int = 0):
-        """``bias`` is added to the scores: position bias plus -inf where attention is not allowed.
-
-        ``kv``: states ``(B, S, D)``, or their :meth:`project_kv` pair (the encoder memory's, computed
-        once while decoding); ``cache`` (a :class:`course_lib.kv_cache.KVCache`) appends the new k, v.
-        """
-        B, T, _ = x.shape
-        q = self.q(x).view(B, T, self.n_heads, -1).transpose(1, 2)  # (B, H, T, Dkv)
-        k, v = kv if isinstance(kv, tuple) else self.project_kv(kv)  # (B, H, S, Dkv)
-        if cache is not None:
-            k, v = cache.update(layer, k, v)  # (B, H, past + T, Dkv)
-        p = self.config.dropout_rate if self.training else 0.0
-        out, weights = attend(q, k, v, bias, need_weights=need_weights, dropout_p=p, scale=1.0)  # (B, H, T, Dkv)
-        return self.o(out.transpose(1, 2).reshape(B, T, -1)), weights  # (B, T, D), (B, H, T, S)
-
-
-class T5LayerSelfAttention(nn.Module):
-    """Pre-norm self-attention sublayer with residual (HF ``T5LayerSelfAttention``)."""
-    def __init__(self, config: T5Config, has_relative_attention_bias: bool, bidirectional: bool):
-        super().__init__()
-        self.SelfAttention = T5Attention(config, has_relative_attention_bias, bidirectional)
-        self.layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.dropout = nn.Dropout(config.dropout_rate)
-
-    def forward(self, x, bias, need_weights, cache=None, layer=0):
-        """``x`` ``(B, T, D)`` → ``(x + attention, weights or None)``."""
-        h = self.layer_norm(x)
-        a, weights = self.SelfAttention(h, h, bias, need_weights, cache, layer)
-        return x + self.dropout(a), weights
-
-
-class T5LayerCrossAttention(nn.Module):
-    """Pre-norm cross-attention sublayer with residual (HF ``T5LayerCrossAttention``)."""
-    def __init__(self, config: T5Config):
-        super().__init__()
-        self.EncDecAttention = T5Attention(config)
-        self.layer_norm = RMSNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.dropout = nn.Dropout(config.dropout_rate)
-
-    def forward(self, x, memory, bias, need_weights):
-        """Decoder states ``(B, T, D)`` attend to ``memory`` ``(B, S, D)``; returns ``(x + attention, weights or None)``."""
-        a, weights = self.EncDecAttention(self.layer_norm(x), memory, bias, need_weights)
-        return x + self.dropout(a), weights
 
 
 class T5DenseActDense(nn.Module):

@@ -1,4 +1,4 @@
-"""Attention maps as data: validate, stack, mask and downsample them for the heatmap widgets.
+"""Attention maps as data: validate, stack and mask them for the heatmap widgets.
 
 Every course model returns its attention weights as a tuple with one ``(B, H, T_q, T_k)``
 tensor per layer (``docs/NOTES.md``, "Model outputs and attention maps"), like transformers.
@@ -12,6 +12,8 @@ per *kind*: ``"self"`` for decoder-only / encoder-only models, ``"encoder self"`
   i.e. fully masked queries) give a ``UserWarning``;
 * causal attention (all weights above the diagonal exactly 0) is detected, and those cells are
   stored as NaN so that they render as *masked*, not as zero attention.
+
+Downsampling (:func:`pool`) and axis labels live in :mod:`course_lib.viz.attention_display`, re-exported here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from course_lib.viz.attention_display import axis_labels as axis_labels
+from course_lib.viz.attention_display import pool as pool
+from course_lib.viz.attention_display import tick_positions as tick_positions
 
 SELF = "self"
 ENCODER_DECODER_KINDS = ("encoder self", "decoder self", "cross")
@@ -264,40 +270,3 @@ def from_model_output(output, tokens, key_tokens=None) -> dict | tuple:
             "output_attentions=True?"
         )
     return attentions
-
-
-def pool(maps: np.ndarray, size: int) -> np.ndarray:
-    """Average-pool ``(..., T_q, T_k)`` maps to at most ``size × size`` cells, ignoring masked (NaN) cells.
-
-    Blocks that are entirely masked stay NaN.
-    """
-    t_q, t_k = maps.shape[-2:]
-    row_starts = np.linspace(0, t_q, min(size, t_q) + 1).astype(int)[:-1]
-    col_starts = np.linspace(0, t_k, min(size, t_k) + 1).astype(int)[:-1]
-    kept = ~np.isnan(maps)
-
-    def block_sum(x):
-        return np.add.reduceat(np.add.reduceat(x, row_starts, axis=-2), col_starts, axis=-1)
-
-    total = block_sum(np.where(kept, maps, 0.0).astype(np.float64))
-    count = block_sum(kept.astype(np.float64))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan).astype(np.float32)  # (..., ≤size, ≤size)
-
-
-def tick_positions(n: int, max_ticks: int = 40) -> list[int]:
-    """Indices of at most ``max_ticks`` evenly spaced labels out of ``n`` (all of them when n is small)."""
-    if n <= max_ticks:
-        return list(range(n))
-    step = int(np.ceil(n / max_ticks))
-    return list(range(0, n, step))
-
-
-def axis_labels(tokens: Sequence[str]) -> list[str]:
-    """Unique category labels ``"i·token"`` (tokens repeat; plotly would merge equal categories)."""
-    return [f"{i}·{_visible(t)}" for i, t in enumerate(tokens)]
-
-
-def _visible(token: str) -> str:
-    """Show whitespace tokens: ' ' → '␣', newline → '⏎' (else they are blank labels)."""
-    return token.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥") or "∅"
