@@ -30,6 +30,10 @@ FILE_RELATIVE = {
     "agent/sandbox_boot.py": "run as a script, puts its own folder (its sibling modules) on sys.path",
     "figures.py": "regenerates the repository's Fig/ (a course tool run from a checkout)",
     "rag/documents.py": "indexes the repository's chapters/ by default (notebook_prose takes any folder)",
+    # Not yet package data (issue 24): the trained artefacts ship in the checkout's data/, so a wheel
+    # install must pass the folder (CrossEncoderReranker.load(path=...), adapted_smollm2(folder=...)).
+    "rag/cross_encoder.py": "loads the trained reranker from the checkout's data/reranker by default",
+    "webgpt/conditions.py": "loads the behaviour-cloning adapter from the checkout's data/adapters/webgpt by default",
 }
 
 CHILD = """
